@@ -17,6 +17,8 @@ export const Exit = {
   USAGE: 2,
   /** Something the command needed could not be read or reached. */
   IO: 3,
+  /** The configuration it was given is invalid (the errors are printed). */
+  CONFIG_INVALID: 4,
   /** A bug. */
   INTERNAL: 70,
 } as const;

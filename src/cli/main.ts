@@ -7,6 +7,8 @@ import { createRequire } from 'node:module';
 import type { CliContext } from './context.js';
 import { Exit } from './context.js';
 import { isZtmError } from '../errors.js';
+import { registerValidate } from './commands/validate.js';
+import { registerAuthz } from './commands/authz.js';
 
 const require = createRequire(import.meta.url);
 const pkg = require('../../../package.json') as { version: string };
@@ -14,7 +16,7 @@ const pkg = require('../../../package.json') as { version: string };
 export type Register = (program: Command, ctx: CliContext) => void;
 
 /** Every subcommand module adds one line here. */
-const registrations: Register[] = [];
+const registrations: Register[] = [registerValidate, registerAuthz];
 
 export function buildProgram(ctx: CliContext): Command {
   const program = new Command('ztmesh')

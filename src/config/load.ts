@@ -1,0 +1,293 @@
+/**
+ * Load files and directories of multi-document YAML into typed resources.
+ * Validation is whole-set: any error rejects the set, and every error names
+ * file, line, column and field path.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { LineCounter, parseAllDocuments, isMap, isSeq, isPair, isScalar } from 'yaml';
+import type { Document, Node as YamlNode } from 'yaml';
+import { ZtmError } from '../errors.js';
+import { checkSchema, formatPath, map, obj, str } from './schema.js';
+import type { PathSeg, SchemaIssue } from './schema.js';
+import type { KindDef } from './kinds/common.js';
+import { authorizationPolicyKind, peerAuthenticationKind, requestAuthenticationKind } from './kinds/security.js';
+import { destinationRuleKind, gatewayKind, serviceEntryKind, virtualServiceKind } from './kinds/networking.js';
+import { meshConfigKind } from './kinds/mesh.js';
+import type { AnyResource, MeshConfig, MeshSettings } from './types.js';
+import { DEFAULT_MESH } from './types.js';
+
+export const KINDS: readonly KindDef[] = [
+  authorizationPolicyKind,
+  peerAuthenticationKind,
+  requestAuthenticationKind,
+  serviceEntryKind,
+  destinationRuleKind,
+  virtualServiceKind,
+  gatewayKind,
+  meshConfigKind,
+];
+const KIND_BY_NAME = new Map(KINDS.map((k) => [k.kind, k]));
+/** API groups ztmesh owns completely: an unknown kind there is an error, not a skip. */
+const STRICT_GROUPS = new Set(['security.istio.io', 'ztmesh.io']);
+
+export interface ConfigNotice {
+  file: string;
+  line: number;
+  message: string;
+}
+
+export interface ConfigSet {
+  resources: AnyResource[];
+  mesh: MeshSettings;
+  notices: ConfigNotice[];
+  files: string[];
+}
+
+export type LoadResult =
+  | { ok: true; config: ConfigSet; errors: []; notices: ConfigNotice[] }
+  | { ok: false; errors: ZtmError[]; notices: ConfigNotice[] };
+
+const metadataSchema = obj(
+  {
+    name: str(),
+    namespace: str(),
+    labels: map(str()),
+    annotations: map(str()),
+    creationTimestamp: str(),
+    uid: str(),
+    resourceVersion: str(),
+    generation: { t: 'int' },
+    managedFields: { t: 'any' },
+    generateName: str(),
+    finalizers: { t: 'any' },
+    ownerReferences: { t: 'any' },
+  },
+  ['name'],
+);
+
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const CONFIG_EXT = /\.(ya?ml|json)$/i;
+
+/** Expand files and directories (recursively, sorted) into the config files they hold. */
+export function expandPaths(paths: string[]): string[] {
+  const out: string[] = [];
+  for (const p of paths) {
+    let st;
+    try {
+      st = statSync(p);
+    } catch (e) {
+      throw new ZtmError('ZTM_CONFIG_IO', `cannot read ${p}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file: p });
+    }
+    if (st.isDirectory()) {
+      const walk = (dir: string) => {
+        for (const ent of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+          if (ent.name.startsWith('.')) continue;
+          const full = join(dir, ent.name);
+          if (ent.isDirectory()) walk(full);
+          else if (CONFIG_EXT.test(ent.name)) out.push(full);
+        }
+      };
+      walk(p);
+    } else out.push(p);
+  }
+  return out;
+}
+
+export function displayPath(file: string): string {
+  const rel = relative(process.cwd(), resolve(file));
+  return rel && !rel.startsWith('..') ? rel : file;
+}
+
+/** Read and validate config from files and directories. */
+export function loadConfig(paths: string[]): LoadResult {
+  let files: string[];
+  try {
+    files = expandPaths(paths);
+  } catch (e) {
+    return { ok: false, errors: [e as ZtmError], notices: [] };
+  }
+  const inputs: { file: string; text: string }[] = [];
+  const errors: ZtmError[] = [];
+  for (const f of files) {
+    try {
+      inputs.push({ file: displayPath(f), text: readFileSync(f, 'utf8') });
+    } catch (e) {
+      errors.push(new ZtmError('ZTM_CONFIG_IO', `cannot read file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file: displayPath(f) }));
+    }
+  }
+  const res = parseConfigTexts(inputs);
+  if (errors.length) return { ok: false, errors: [...errors, ...res.errors], notices: res.notices };
+  return res;
+}
+
+/** Parse and validate in-memory documents (used by loadConfig, the control plane and tests). */
+export function parseConfigTexts(inputs: { file: string; text: string }[]): LoadResult {
+  const errors: ZtmError[] = [];
+  const notices: ConfigNotice[] = [];
+  const resources: AnyResource[] = [];
+  let seq = 0;
+  for (const { file, text } of inputs) {
+    const lc = new LineCounter();
+    const docs = parseAllDocuments(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false, strict: true });
+    const list = Array.isArray(docs) ? docs : [docs];
+    list.forEach((doc, docIndex) => {
+      const posOf = (path: PathSeg[], atKey = false) => locate(doc, lc, path, atKey);
+      if (doc.errors.length) {
+        for (const e of doc.errors) {
+          const lp = e.linePos?.[0];
+          errors.push(new ZtmError('ZTM_CONFIG_PARSE', e.message.split('\n')[0], { file, line: lp?.line, col: lp?.col }));
+        }
+        return;
+      }
+      if (doc.contents === null) return; // an empty document (comments only)
+      let value: unknown;
+      try {
+        value = doc.toJS({ maxAliasCount: 100 });
+      } catch (e) {
+        const p = posOf([]);
+        errors.push(new ZtmError('ZTM_CONFIG_PARSE', (e as Error).message, { file, ...p }));
+        return;
+      }
+      const rootPos = posOf([]);
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+        errors.push(new ZtmError('ZTM_CONFIG_INVALID', 'a document must be a mapping with apiVersion, kind, metadata and spec', { file, ...rootPos }));
+        return;
+      }
+      const rec = value as Record<string, unknown>;
+      const { apiVersion, kind } = rec;
+      if (typeof apiVersion !== 'string' || typeof kind !== 'string') {
+        const missing = typeof apiVersion !== 'string' ? 'apiVersion' : 'kind';
+        errors.push(new ZtmError('ZTM_CONFIG_INVALID', `${missing} is required and must be a string`, { file, ...posOf([missing]), field: missing }));
+        return;
+      }
+      const group = apiVersion.includes('/') ? apiVersion.slice(0, apiVersion.indexOf('/')) : '';
+      const def = KIND_BY_NAME.get(kind);
+      if (!def || !(def.apiVersions as readonly string[]).includes(apiVersion)) {
+        const known = def && (def.apiVersions as readonly string[]).some((v) => v.startsWith(group + '/'));
+        if (known || STRICT_GROUPS.has(group)) {
+          const msg = def
+            ? `apiVersion "${apiVersion}" is not supported for ${kind} (supported: ${def.apiVersions.join(', ')})`
+            : `unknown kind "${kind}" in ${group}`;
+          errors.push(new ZtmError('ZTM_CONFIG_INVALID', msg, { file, ...posOf([def ? 'apiVersion' : 'kind']), field: def ? 'apiVersion' : 'kind' }));
+        } else {
+          notices.push({ file, line: rootPos.line ?? 1, message: `skipped ${kind} (${apiVersion}): not a kind ztmesh reads` });
+        }
+        return;
+      }
+      const issues: SchemaIssue[] = [];
+      for (const k of Object.keys(rec)) {
+        if (!['apiVersion', 'kind', 'metadata', 'spec', 'status'].includes(k)) issues.push({ path: [k], message: `unknown field "${k}"`, atKey: true });
+      }
+      if (rec.metadata === undefined || rec.metadata === null) issues.push({ path: ['metadata'], message: 'is required' });
+      else checkSchema(rec.metadata, metadataSchema, ['metadata'], issues);
+      if (rec.spec === undefined || rec.spec === null) {
+        if (!def.specOptional) issues.push({ path: ['spec'], message: 'is required' });
+      } else checkSchema(rec.spec, def.spec, ['spec'], issues);
+
+      const md = (rec.metadata ?? {}) as Record<string, unknown>;
+      const name = typeof md.name === 'string' ? md.name : '';
+      const namespace = typeof md.namespace === 'string' ? md.namespace : 'default';
+      if (name && !DNS1123_SUBDOMAIN.test(name)) issues.push({ path: ['metadata', 'name'], message: `"${name}" is not a valid name (lower-case RFC 1123 subdomain)` });
+      if (typeof md.namespace === 'string' && !DNS1123_LABEL.test(md.namespace))
+        issues.push({ path: ['metadata', 'namespace'], message: `"${md.namespace}" is not a valid namespace (lower-case RFC 1123 label)` });
+      if (typeof md.creationTimestamp === 'string' && Number.isNaN(Date.parse(md.creationTimestamp)))
+        issues.push({ path: ['metadata', 'creationTimestamp'], message: `"${md.creationTimestamp}" is not an RFC 3339 time` });
+
+      // Semantic rules only on a structurally sound document, so they can trust types.
+      if (issues.length === 0 && def.validate) def.validate(rec.spec ?? {}, (path, message) => issues.push({ path, message }), { name, namespace });
+      for (const is of issues) {
+        errors.push(new ZtmError('ZTM_CONFIG_INVALID', `${kind} ${namespace}/${name || '?'}: ${is.message}`, { file, ...posOf(is.path, is.atKey), field: formatPath(is.path) }));
+      }
+      if (issues.length) return;
+      resources.push({
+        apiVersion,
+        kind,
+        metadata: {
+          name,
+          namespace,
+          labels: (md.labels as Record<string, string>) ?? {},
+          annotations: (md.annotations as Record<string, string>) ?? {},
+          creationTimestamp: md.creationTimestamp as string | undefined,
+        },
+        spec: (rec.spec ?? {}) as never,
+        source: { file, line: rootPos.line ?? 1, col: rootPos.col ?? 1, doc: docIndex },
+        seq: seq++,
+      } as AnyResource);
+    });
+  }
+
+  // Whole-set rules: unique names per kind and namespace; at most one MeshConfig.
+  const seen = new Map<string, AnyResource>();
+  for (const r of resources) {
+    const key = `${r.kind}/${r.metadata.namespace}/${r.metadata.name}`;
+    const prev = seen.get(key);
+    if (prev) {
+      errors.push(
+        new ZtmError('ZTM_CONFIG_INVALID', `${r.kind} ${r.metadata.namespace}/${r.metadata.name} is defined twice (first at ${prev.source.file}:${prev.source.line})`, {
+          file: r.source.file,
+          line: r.source.line,
+          col: r.source.col,
+          field: 'metadata.name',
+        }),
+      );
+    } else seen.set(key, r);
+  }
+  const meshes = resources.filter((r): r is MeshConfig => r.kind === 'MeshConfig');
+  if (meshes.length > 1) {
+    const [first, ...rest] = meshes;
+    for (const m of rest)
+      errors.push(
+        new ZtmError('ZTM_CONFIG_INVALID', `only one MeshConfig is allowed (another is at ${first.source.file}:${first.source.line})`, {
+          file: m.source.file,
+          line: m.source.line,
+          col: m.source.col,
+          field: 'kind',
+        }),
+      );
+  }
+  if (errors.length) return { ok: false, errors, notices };
+  return { ok: true, config: { resources, mesh: meshSettings(meshes[0]), notices, files: inputs.map((i) => i.file) }, errors: [], notices };
+}
+
+export function meshSettings(m: MeshConfig | undefined): MeshSettings {
+  const s = m?.spec ?? {};
+  return {
+    trustDomain: s.trustDomain ?? DEFAULT_MESH.trustDomain,
+    rootNamespace: s.rootNamespace ?? DEFAULT_MESH.rootNamespace,
+    pathNormalization: s.pathNormalization?.normalization ?? DEFAULT_MESH.pathNormalization,
+    outboundTrafficPolicy: s.outboundTrafficPolicy?.mode ?? DEFAULT_MESH.outboundTrafficPolicy,
+    extensionProviders: s.extensionProviders ?? [],
+    numTrustedProxies: s.numTrustedProxies ?? DEFAULT_MESH.numTrustedProxies,
+  };
+}
+
+/** Position (1-based line and column) of the node at `path`, or of its nearest existing ancestor. */
+function locate(doc: Document, lc: LineCounter, path: PathSeg[], atKey: boolean): { line?: number; col?: number } {
+  let node: unknown = doc.contents;
+  let best: YamlNode | null = (doc.contents as YamlNode | null) ?? null;
+  for (let i = 0; i < path.length; i++) {
+    const seg = path[i];
+    const last = i === path.length - 1;
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(seg));
+      if (!pair) break;
+      const keyNode = pair.key as YamlNode;
+      if (last && (atKey || pair.value === null)) {
+        best = keyNode;
+        break;
+      }
+      node = pair.value;
+      best = (pair.value as YamlNode | null) ?? keyNode;
+    } else if (isSeq(node) && typeof seg === 'number') {
+      const item = node.items[seg];
+      if (!item) break;
+      node = item;
+      best = item as YamlNode;
+    } else break;
+  }
+  const off = best?.range?.[0];
+  if (off === undefined) return { line: 1, col: 1 };
+  return lc.linePos(off);
+}
