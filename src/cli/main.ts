@@ -9,6 +9,9 @@ import { Exit } from './context.js';
 import { isZtmError } from '../errors.js';
 import { registerValidate } from './commands/validate.js';
 import { registerAuthz } from './commands/authz.js';
+import { registerCa } from './commands/ca.js';
+import { registerToken } from './commands/token.js';
+import { registerCert } from './commands/cert.js';
 
 const require = createRequire(import.meta.url);
 const pkg = require('../../../package.json') as { version: string };
@@ -16,7 +19,7 @@ const pkg = require('../../../package.json') as { version: string };
 export type Register = (program: Command, ctx: CliContext) => void;
 
 /** Every subcommand module adds one line here. */
-const registrations: Register[] = [registerValidate, registerAuthz];
+const registrations: Register[] = [registerValidate, registerAuthz, registerCa, registerToken, registerCert];
 
 export function buildProgram(ctx: CliContext): Command {
   const program = new Command('ztmesh')
