@@ -136,12 +136,12 @@ export function parseConfigTexts(inputs: { file: string; text: string }[]): Load
       const posOf = (path: PathSeg[], atKey = false) => locate(doc, lc, path, atKey);
       if (doc.errors.length) {
         for (const e of doc.errors) {
-          const lp = e.linePos?.[0];
+          const lp = e.linePos?.[0] ?? (e.pos ? lc.linePos(e.pos[0]) : undefined);
           errors.push(new ZtmError('ZTM_CONFIG_PARSE', e.message.split('\n')[0], { file, line: lp?.line, col: lp?.col }));
         }
         return;
       }
-      if (doc.contents === null) return; // an empty document (comments only)
+      if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) return; // an empty document (comments only)
       let value: unknown;
       try {
         value = doc.toJS({ maxAliasCount: 100 });

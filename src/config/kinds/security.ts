@@ -198,11 +198,11 @@ export const authorizationPolicyKind: KindDef = {
         for (const k of ['ports', 'notPorts'] as const) checkValues(op[k], [...O, k], k, report, portError);
         for (const k of ['methods', 'notMethods'] as const)
           checkValues(op[k], [...O, k], k, report, (m) =>
-            m === '*' || m.startsWith('*') || m.endsWith('*') || HTTP_METHOD.test(m)
-              ? /[a-z]/.test(m)
-                ? `method "${m}" must be upper case (HTTP methods are case-sensitive; "${m}" would never match)`
-                : undefined
-              : `method "${m}" is not a valid HTTP method token (use upper case, e.g. GET)`,
+            /[a-z]/.test(m)
+              ? `method "${m}" must be upper case (HTTP methods are case-sensitive; "${m}" would never match)`
+              : m === '*' || m.startsWith('*') || m.endsWith('*') || HTTP_METHOD.test(m)
+                ? undefined
+                : `method "${m}" is not a valid HTTP method token (e.g. GET)`,
           );
         for (const k of ['hosts', 'notHosts'] as const) checkValues(op[k], [...O, k], k, report);
         for (const k of ['paths', 'notPaths'] as const) checkValues(op[k], [...O, k], k, report, pathTemplateError);
