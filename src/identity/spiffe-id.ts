@@ -127,6 +127,12 @@ export function isValidSpiffeId(s: string): boolean {
 
 /** Build an ID from parts, validating the result. */
 export function spiffeIdFromParts(trustDomain: string, segments: string[]): SpiffeId {
+  for (const seg of segments) {
+    // Each part is one segment: a "/" inside it would silently change the ID's shape.
+    if (typeof seg !== 'string' || seg.includes('/')) {
+      fail('path_chars', `spiffe://${trustDomain}/${segments.join('/')}`, `path segment "${seg}" must not contain "/"`);
+    }
+  }
   return parseSpiffeId(`spiffe://${trustDomain}${segments.map((x) => '/' + x).join('')}`);
 }
 
