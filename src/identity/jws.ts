@@ -86,7 +86,7 @@ function decodeSegment(s: string, what: string): Buffer {
   }
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 function decodeJsonObject(bytes: Buffer, what: string): Record<string, JsonValue> {
   let text: string;
