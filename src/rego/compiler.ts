@@ -129,7 +129,7 @@ export class CompiledModules {
     const elses = r.elses.map((e) => {
       const sc = new Map<string, string>();
       const b = rw.body(e.body, locals, sc, args ? varsOf(args) : new Set());
-      return { value: e.value ? rw.term(e.value, locals, sc) : value, body: b };
+      return { value: e.value ? rw.term(e.value, locals, sc) : undefined, body: b };
     });
     let kind: CRule['kind'];
     if (r.kind === 'func') kind = 'func';

@@ -119,6 +119,7 @@ export class Evaluator {
         }));
       case 'every': {
         return this.evalTerm(e.domain, f, (coll) => {
+          if (!Array.isArray(coll) && !(coll instanceof RObject) && !(coll instanceof RSet)) return false;
           let all = true;
           this.iterColl(coll, (key, val) => {
             const mark = f.trail.length;

@@ -362,8 +362,29 @@ export class Parser {
     return { type: 'every', key, value, domain, body, negated, with: [], loc: this.loc(st) };
   }
 
+  /** `k, v in xs` (only at expression level or inside parentheses). */
+  private maybeMember3(first: Term): Term {
+    if (!this.atOp(',')) return first;
+    const save = this.p;
+    this.next();
+    let second: Term;
+    try {
+      second = this.parseTermOr();
+    } catch {
+      this.p = save;
+      return first;
+    }
+    if (!this.atKw('in')) {
+      this.p = save;
+      return first;
+    }
+    const op = this.next();
+    const coll = this.parseTermOr();
+    return { type: 'call', fn: 'internal.member_3', fnRef: mkVar('internal.member_3', this.loc(op)), args: [first, second, coll], loc: first.loc };
+  }
+
   private parseTermAssign(): Term {
-    const lhs = this.parseTermInfix();
+    const lhs = this.maybeMember3(this.parseTermInfix());
     if ((this.atOp(':=') || this.atOp('=')) && this.sameLine()) {
       const op = this.next();
       const rhs = this.parseTermInfix();
@@ -452,7 +473,7 @@ export class Parser {
       term = this.parseBraceTerm(t);
     } else if (this.isOp(t, '(')) {
       this.next();
-      term = this.parseTermInfix();
+      term = this.maybeMember3(this.parseTermInfix());
       this.expectOp(')');
       term = { ...term };
     } else {
@@ -486,6 +507,10 @@ export class Parser {
         this.expectOp(')');
         const fn = callName(term);
         if (fn === undefined) this.fail('invalid function name', t);
+        if (fn === 'set' && args.length === 0) {
+          term = { type: 'set', items: [], loc: term.loc };
+          continue;
+        }
         term = { type: 'call', fn, fnRef: term, args, loc: term.loc };
       } else return term;
     }
@@ -496,7 +521,7 @@ export class Parser {
       this.next();
       return { type: 'array', items: [], loc: this.loc(st) };
     }
-    const first = this.parseTermInfix();
+    const first = this.parseTermOrForBrace();
     if (this.atOp('|')) {
       this.next();
       const body = this.parseBodyUntil(']');

@@ -30,10 +30,8 @@ reg('minus', 2, (args) => {
     return out;
   }
   if (isNumber(a) && isNumber(b)) return arith(a, b, (x, y) => x - y, (x, y) => x - y);
-  if (a instanceof RSet || b instanceof RSet) {
-    if (!(a instanceof RSet)) throw typeErr('minus', `operand 1 must be set but got ${typeName(a)}`);
-    throw typeErr('minus', `operand 2 must be set but got ${typeName(b)}`);
-  }
+  if (isNumber(a)) throw typeErr('minus', `operand 2 must be number but got ${typeName(b)}`);
+  if (a instanceof RSet) throw typeErr('minus', `operand 2 must be set but got ${typeName(b)}`);
   if (!isNumber(a)) throw typeErr('minus', `operand 1 must be one of {number, set} but got ${typeName(a)}`);
   throw typeErr('minus', `operand 2 must be one of {number, set} but got ${typeName(b)}`);
 });
@@ -176,7 +174,7 @@ reg('to_number', 1, (args) => {
   if (typeof v === 'string') {
     const s = v;
     if (!/^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/.test(s)) {
-      if (/^[+-]?(inf|infinity|nan)$/i.test(s)) throw builtinErr('to_number', 'invalid syntax');
+      if (/^[+-]?(inf|infinity|nan)$/i.test(s)) throw typeErr('to_number', `operand 1 must be a valid number string but got ${s}`);
       if (/^[+-]?0[xX][0-9a-fA-F]+$/.test(s)) return BigInt(s.replace('+', ''));
       throw builtinErr('to_number', `strconv.ParseFloat: parsing ${JSON.stringify(s)}: invalid syntax`);
     }
@@ -246,11 +244,8 @@ reg('array.slice', 3, (args) => {
 reg('array.reverse', 1, (args) => [...arr('array.reverse', args, 0)].reverse());
 reg('array.flatten', 1, (args) => {
   const out: Value[] = [];
-  const rec = (xs: Value[]): void => {
-    for (const x of xs) if (Array.isArray(x)) rec(x);
-    else out.push(x);
-  };
-  rec(arr('array.flatten', args, 0));
+  for (const x of arr('array.flatten', args, 0)) if (Array.isArray(x)) out.push(...x);
+  else out.push(x);
   return out;
 });
 
