@@ -34,6 +34,14 @@ export interface CompiledPolicy {
   rules: CompiledRule[];
   /** ordering key: creation time then load order */
   order: [number, number];
+  /** Position in the index's sorted order (set by PolicyIndex). */
+  rank: number;
+  /**
+   * The exact source principals this policy can match, when every rule requires one
+   * (every rule has `from`, every source lists only exact `principals`); otherwise null.
+   * Used to index policies by principal.
+   */
+  principals: ReadonlySet<string> | null;
   source: { file: string; line: number };
 }
 
@@ -203,8 +211,24 @@ export function compilePolicy(p: AuthorizationPolicy): CompiledPolicy {
     selector: labels && Object.keys(labels).length ? labels : undefined,
     rules: (spec.rules ?? []).map((r, i) => compileRule(r ?? {}, i, p.metadata.namespace)),
     order: [ts, p.seq],
+    rank: 0,
+    principals: requiredPrincipals(spec.rules ?? []),
     source: { file: p.source.file, line: p.source.line },
   };
+}
+
+function requiredPrincipals(rules: IstioRule[]): Set<string> | null {
+  if (rules.length === 0) return new Set();
+  const out = new Set<string>();
+  for (const r of rules) {
+    if (!r?.from?.length) return null;
+    for (const f of r.from) {
+      const ps = f.source?.principals;
+      if (!ps?.length || ps.some((v) => v.includes('*'))) return null;
+      for (const v of ps) out.add(v);
+    }
+  }
+  return out;
 }
 
 function allOf(clauses: Clause[], ctx: RequestContext): boolean {

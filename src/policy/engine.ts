@@ -16,6 +16,36 @@ export interface WorkloadPolicies {
   allow: CompiledPolicy[];
   audit: CompiledPolicy[];
   dryRun: CompiledPolicy[];
+  /** DENY and ALLOW policies indexed by the exact source principal they require. */
+  denyByPrincipal: PrincipalIndex;
+  allowByPrincipal: PrincipalIndex;
+}
+
+/**
+ * Policies that can only match given principals are listed under each of them, merged
+ * (in policy order) with the policies that can match anyone; a request walks one list.
+ */
+export class PrincipalIndex {
+  private readonly map = new Map<string, CompiledPolicy[]>();
+  readonly generic: CompiledPolicy[];
+
+  constructor(policies: CompiledPolicy[]) {
+    this.generic = policies.filter((p) => p.principals === null);
+    const keyed = new Map<string, CompiledPolicy[]>();
+    for (const p of policies) {
+      if (!p.principals) continue;
+      for (const k of p.principals) {
+        const l = keyed.get(k) ?? [];
+        l.push(p);
+        keyed.set(k, l);
+      }
+    }
+    for (const [k, l] of keyed) this.map.set(k, [...l, ...this.generic].sort((a, b) => a.rank - b.rank));
+  }
+
+  candidates(principal: string): readonly CompiledPolicy[] {
+    return (principal && this.map.get(principal)) || this.generic;
+  }
 }
 
 const CACHE_LIMIT = 10_000;
@@ -39,6 +69,7 @@ export class PolicyIndex {
       return a.order[1] - b.order[1];
     });
     this.policies = compiled;
+    compiled.forEach((p, i) => (p.rank = i));
     for (const p of compiled) {
       const list = this.byNamespace.get(p.namespace) ?? [];
       list.push(p);
@@ -51,7 +82,7 @@ export class PolicyIndex {
     const key = workloadKey(w.namespace, w.labels);
     const hit = this.cache.get(key);
     if (hit) return hit;
-    const out: WorkloadPolicies = { custom: [], deny: [], allow: [], audit: [], dryRun: [] };
+    const out = { custom: [], deny: [], allow: [], audit: [], dryRun: [] } as unknown as WorkloadPolicies;
     const scopes = w.namespace === this.rootNamespace ? [this.rootNamespace] : [this.rootNamespace, w.namespace];
     for (const ns of scopes) {
       for (const p of this.byNamespace.get(ns) ?? []) {
@@ -63,6 +94,8 @@ export class PolicyIndex {
         else out.allow.push(p);
       }
     }
+    out.denyByPrincipal = new PrincipalIndex(out.deny);
+    out.allowByPrincipal = new PrincipalIndex(out.allow);
     if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
     this.cache.set(key, out);
     return out;
@@ -153,85 +186,83 @@ interface Prepared {
   customMatches: { policy: CompiledPolicy; rule: number }[];
 }
 
-function base(normalizedPath: string | null): Omit<Decision, 'decision' | 'status' | 'reason'> {
-  return { normalizedPath, policy: null, rule: null, action: null, dryRun: [], audit: [] };
-}
+const NONE: never[] = [];
+/** A denial explains at most this many ALLOW policies (the rest are counted). */
+const MAX_EXPLAINED = 8;
 
-function prepare(index: PolicyIndex, input: AuthzInput, opts: Pick<AuthorizeOptions, "pathNormalization" | "pathIsNormalized">): Prepared {
-  const set = index.forWorkload(input.workload);
+function prepare(set: WorkloadPolicies, input: AuthzInput, opts: Pick<AuthorizeOptions, 'pathNormalization' | 'pathIsNormalized'>): Prepared {
   let path = input.request.path;
   if (!opts.pathIsNormalized) {
     const n = normalizePath(input.request.path, opts.pathNormalization ?? 'BASE');
     if (!n.ok) {
-      return {
-        ctx: null,
-        set,
-        customMatches: [],
-        early: { ...base(null), decision: 'DENY', status: 400, reason: `bad request path: ${n.reason}` },
-      };
+      return { ctx: null, set, customMatches: NONE, early: decision('DENY', 400, null, null, null, null, `bad request path: ${n.reason}`, NONE, NONE, undefined) };
     }
     path = n.path;
   }
   const ctx = requestContext(input, path);
-  const customMatches: Prepared['customMatches'] = [];
+  let customMatches: Prepared['customMatches'] = NONE;
   for (const p of set.custom) {
     const rule = matchPolicy(p, ctx);
-    if (rule >= 0) customMatches.push({ policy: p, rule });
+    if (rule >= 0) (customMatches === NONE ? (customMatches = []) : customMatches).push({ policy: p, rule });
   }
   return { ctx, set, customMatches };
+}
+
+/** One fixed object shape for every decision (keeps the hot path monomorphic). */
+function decision(
+  d: 'ALLOW' | 'DENY',
+  status: number,
+  normalizedPath: string | null,
+  policy: string | null,
+  rule: number | null,
+  action: AuthzAction | null,
+  reason: string,
+  dryRun: DryRunResult[],
+  audit: PolicyRef[],
+  custom: Decision['custom'],
+): Decision {
+  return { decision: d, status, normalizedPath, policy, rule, action, reason, dryRun, audit, custom };
+}
+
+function firstMatch(list: readonly CompiledPolicy[], ctx: RequestContext): { policy: CompiledPolicy; rule: number } | null {
+  for (let i = 0; i < list.length; i++) {
+    const rule = matchPolicy(list[i], ctx);
+    if (rule >= 0) return { policy: list[i], rule };
+  }
+  return null;
 }
 
 function finish(p: Prepared, customResults: CustomResult[]): Decision {
   if (p.early) return p.early;
   const ctx = p.ctx!;
   const set = p.set;
-  const out = (d: Partial<Decision> & Pick<Decision, 'decision' | 'status' | 'reason'>): Decision => ({
-    ...base(ctx.path),
-    audit: audits(set, ctx),
-    dryRun: set.dryRun.length ? shadow(set, ctx) : [],
-    ...d,
-  });
+  const audit = set.audit.length ? audits(set, ctx) : NONE;
+  const dry = set.dryRun.length ? shadow(set, ctx) : NONE;
+  let custom: Decision['custom'];
   for (let i = 0; i < p.customMatches.length; i++) {
     const { policy, rule } = p.customMatches[i];
     const r = customResults[i];
-    const custom = { provider: policy.provider ?? '', policy: policy.id, ...r };
+    custom = { provider: policy.provider ?? '', policy: policy.id, ...r };
     if (!r.allowed) {
-      return out({
-        decision: 'DENY',
-        status: r.status ?? 403,
-        policy: policy.id,
-        rule,
-        action: 'CUSTOM',
-        reason: `denied by CUSTOM policy ${policy.id} rule ${rule}: provider "${policy.provider}" ${r.reason ? `said: ${r.reason}` : 'denied the request'}`,
-        custom,
-      });
+      const why = `denied by CUSTOM policy ${policy.id} rule ${rule}: provider "${policy.provider}" ${r.reason ? `said: ${r.reason}` : 'denied the request'}`;
+      return decision('DENY', r.status ?? 403, ctx.path, policy.id, rule, 'CUSTOM', why, dry, audit, custom);
     }
   }
-  const lastCustom = p.customMatches.length
-    ? { provider: p.customMatches[0].policy.provider ?? '', policy: p.customMatches[0].policy.id, ...customResults[0] }
-    : undefined;
-  for (const pol of set.deny) {
-    const rule = matchPolicy(pol, ctx);
-    if (rule >= 0) return out({ decision: 'DENY', status: 403, policy: pol.id, rule, action: 'DENY', reason: `denied by DENY policy ${pol.id} rule ${rule}`, custom: lastCustom });
-  }
+  const deny = firstMatch(set.denyByPrincipal.candidates(ctx.principal), ctx);
+  if (deny) return decision('DENY', 403, ctx.path, deny.policy.id, deny.rule, 'DENY', `denied by DENY policy ${deny.policy.id} rule ${deny.rule}`, dry, audit, custom);
   if (set.allow.length === 0) {
-    return out({ decision: 'ALLOW', status: 200, reason: 'no ALLOW policy applies to this workload, so the request is allowed (add an ALLOW policy or a deny-all `spec: {}` to restrict it)', custom: lastCustom });
+    return decision('ALLOW', 200, ctx.path, null, null, null, 'no ALLOW policy applies to this workload, so the request is allowed (add an ALLOW policy or a deny-all `spec: {}` to restrict it)', dry, audit, custom);
   }
-  for (const pol of set.allow) {
-    const rule = matchPolicy(pol, ctx);
-    if (rule >= 0) return out({ decision: 'ALLOW', status: 200, policy: pol.id, rule, action: 'ALLOW', reason: `allowed by ALLOW policy ${pol.id} rule ${rule}`, custom: lastCustom });
-  }
-  const misses = set.allow.map((pol) => `${pol.id}: ${explainMiss(pol, ctx)}`);
-  return out({
-    decision: 'DENY',
-    status: 403,
-    reason: `no ALLOW policy matched (${describeContext(ctx)}); ${misses.join('; ')}`,
-    custom: lastCustom,
-  });
+  const allow = firstMatch(set.allowByPrincipal.candidates(ctx.principal), ctx);
+  if (allow) return decision('ALLOW', 200, ctx.path, allow.policy.id, allow.rule, 'ALLOW', `allowed by ALLOW policy ${allow.policy.id} rule ${allow.rule}`, dry, audit, custom);
+  // Cold path: say why each ALLOW policy missed.
+  const shown = set.allow.slice(0, MAX_EXPLAINED);
+  const misses = shown.map((pol) => `${pol.id}: ${explainMiss(pol, ctx)}`);
+  if (set.allow.length > shown.length) misses.push(`… and ${set.allow.length - shown.length} more ALLOW policies`);
+  return decision('DENY', 403, ctx.path, null, null, null, `no ALLOW policy matched (${describeContext(ctx)}); ${misses.join('; ')}`, dry, audit, custom);
 }
 
 function audits(set: WorkloadPolicies, ctx: RequestContext): PolicyRef[] {
-  if (set.audit.length === 0) return [];
   const out: PolicyRef[] = [];
   for (const p of set.audit) {
     const rule = matchPolicy(p, ctx);
@@ -255,14 +286,23 @@ const NO_PROVIDER: CustomResult = { allowed: false, status: 403, reason: 'no CUS
 
 /** Decide one request. CUSTOM providers are consulted through `opts.custom` (fail closed without one). */
 export function authorize(index: PolicyIndex, input: AuthzInput, opts: AuthorizeOptions = {}): Decision {
-  const p = prepare(index, input, opts);
+  return authorizeFor(index.forWorkload(input.workload), input, opts);
+}
+
+/**
+ * As `authorize`, with the workload's policies already selected: a sidecar serves one
+ * workload, so it selects once per snapshot and skips the lookup on every request.
+ */
+export function authorizeFor(set: WorkloadPolicies, input: AuthzInput, opts: AuthorizeOptions = {}): Decision {
+  const p = prepare(set, input, opts);
+  if (p.customMatches.length === 0) return finish(p, NONE);
   const results = p.customMatches.map(({ policy }) => (opts.custom ? safeCustom(() => opts.custom!(policy.provider ?? '', input, p.ctx!)) : NO_PROVIDER));
   return finish(p, results);
 }
 
-/** As `authorize`, for CUSTOM providers that answer asynchronously (an external OPA server). */
-export async function authorizeAsync(index: PolicyIndex, input: AuthzInput, opts: Omit<AuthorizeOptions, 'custom'> & { custom?: AsyncCustomAuthorizer } = {}): Promise<Decision> {
-  const p = prepare(index, input, opts);
+/** As `authorizeFor`, for CUSTOM providers that answer asynchronously (an external OPA server). */
+export async function authorizeAsync(set: WorkloadPolicies, input: AuthzInput, opts: Omit<AuthorizeOptions, 'custom'> & { custom?: AsyncCustomAuthorizer } = {}): Promise<Decision> {
+  const p = prepare(set, input, opts);
   const results: CustomResult[] = [];
   for (const { policy } of p.customMatches) {
     if (!opts.custom) results.push(NO_PROVIDER);

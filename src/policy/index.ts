@@ -10,7 +10,7 @@ export { loadConfig, parseConfigTexts } from '../config/load.js';
 export type { ConfigSet, LoadResult } from '../config/load.js';
 export { compile, configVersion } from './snapshot.js';
 export type { PolicySnapshot } from './snapshot.js';
-export { authorize, authorizeAsync, PolicyIndex, requestContext } from './engine.js';
+export { authorize, authorizeFor, authorizeAsync, PolicyIndex, PrincipalIndex, requestContext } from './engine.js';
 export type { Decision, DryRunResult, CustomResult, CustomAuthorizer, AsyncCustomAuthorizer, AuthorizeOptions, WorkloadPolicies } from './engine.js';
 export { compilePeerAuthn } from './peer-authn.js';
 export type { EffectiveMtls, MtlsExplanation, PeerAuthnIndex } from './peer-authn.js';

@@ -28,13 +28,9 @@ export function compileStringList(values: readonly string[], opts: StringMatchOp
   if (presence) return (s) => s.length > 0;
   const np = prefixes.length;
   const ns = suffixes.length;
-  if (np === 0 && ns === 0) {
-    if (exact.size === 1) {
-      const only = exact.values().next().value as string;
-      return opts.ignoreCase ? (s) => s.toLowerCase() === only : (s) => s === only;
-    }
-    return opts.ignoreCase ? (s) => exact.has(s.toLowerCase()) : (s) => exact.has(s);
-  }
+  // Exact values go through a Set even when there is one: the request string's hash is
+  // computed once and cached, where `===` would compare long shared prefixes every time.
+  if (np === 0 && ns === 0) return opts.ignoreCase ? (s) => exact.has(s.toLowerCase()) : (s) => exact.has(s);
   return (input) => {
     const s = opts.ignoreCase ? input.toLowerCase() : input;
     if (exact.has(s)) return true;

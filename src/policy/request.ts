@@ -68,21 +68,29 @@ export function toIstioPrincipal(p: string): string {
   return p.startsWith(SPIFFE) ? p.slice(SPIFFE.length) : p;
 }
 
-/** Namespace and service account from an Istio principal `td/ns/<ns>/sa/<sa>`. */
+/** Namespace and service account from an Istio principal `td/ns/<ns>/sa/<sa>` (no allocation but the results). */
 export function principalParts(principal: string): { namespace: string; serviceAccount: string } {
-  const parts = principal.split('/');
-  // td / ns / <ns> / sa / <sa>
-  if (parts.length === 5 && parts[1] === 'ns' && parts[3] === 'sa') return { namespace: parts[2], serviceAccount: parts[4] };
-  return { namespace: '', serviceAccount: '' };
+  const a = principal.indexOf('/ns/');
+  if (a <= 0 || principal.indexOf('/', 0) !== a) return NO_PARTS;
+  const b = principal.indexOf('/sa/', a + 4);
+  if (b < 0 || principal.indexOf('/', a + 4) !== b) return NO_PARTS;
+  const sa = principal.slice(b + 4);
+  if (!sa || sa.includes('/')) return NO_PARTS;
+  const ns = principal.slice(a + 4, b);
+  return ns ? { namespace: ns, serviceAccount: sa } : NO_PARTS;
 }
+const NO_PARTS = Object.freeze({ namespace: '', serviceAccount: '' });
 
 export function lowerCaseHeaders(h: Record<string, string | string[]> | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   if (!h) return out;
-  for (const [k, v] of Object.entries(h)) {
+  for (const k in h) {
+    const v = h[k];
+    if (v === undefined) continue;
     const key = k.toLowerCase();
-    const val = Array.isArray(v) ? v.join(',') : v;
-    out[key] = out[key] !== undefined ? `${out[key]},${val}` : val;
+    const val = typeof v === 'string' ? v : v.join(',');
+    const prev = out[key];
+    out[key] = prev !== undefined ? `${prev},${val}` : val;
   }
   return out;
 }

@@ -16,10 +16,16 @@ export function olderFirst(a: Resource, b: Resource): number {
   return a.seq - b.seq;
 }
 
-/** A stable cache key for a workload's identity in policy selection. */
+const labelKeys = new WeakMap<object, string>();
+
+/** A stable cache key for a workload's identity in policy selection (memoized per labels object). */
 export function workloadKey(namespace: string, labels: Record<string, string>): string {
-  const keys = Object.keys(labels).sort();
-  let s = namespace;
-  for (const k of keys) s += `\u0000${k}=${labels[k]}`;
-  return s;
+  let lk = labelKeys.get(labels);
+  if (lk === undefined) {
+    lk = '';
+    for (const k of Object.keys(labels).sort()) lk += `\u0000${k}=${labels[k]}`;
+    // Only frozen label sets are memoized: a mutable object could change under the key.
+    if (Object.isFrozen(labels)) labelKeys.set(labels, lk);
+  }
+  return namespace + lk;
 }

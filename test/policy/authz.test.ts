@@ -283,3 +283,16 @@ test('oldest policy is reported first when several match (creationTimestamp, the
   const b = pol('older', 'action: DENY\nrules:\n- {}', 'production', '  creationTimestamp: "2024-01-01T00:00:00Z"\n');
   assert.equal(decide(a + '---\n' + b, req()).policy, 'production/older');
 });
+
+test('principal index: indexed and generic policies keep their order; other principals skip indexed ones', () => {
+  const a = pol('a-generic', 'action: ALLOW\nrules:\n- to:\n  - operation: {paths: ["/shared"]}', 'production', '  creationTimestamp: "2024-01-01T00:00:00Z"\n');
+  const b = pol('b-order', `action: ALLOW\nrules:\n- from:\n  - source: {principals: ["${ORDER}"]}`, 'production', '  creationTimestamp: "2024-02-01T00:00:00Z"\n');
+  const c = pol('c-generic', 'action: ALLOW\nrules:\n- to:\n  - operation: {paths: ["/late"]}', 'production', '  creationTimestamp: "2024-03-01T00:00:00Z"\n');
+  const yaml = [a, b, c].join('---\n');
+  assert.equal(decide(yaml, req({ path: '/shared' })).policy, 'production/a-generic', 'older generic policy first');
+  assert.equal(decide(yaml, req({ path: '/other' })).policy, 'production/b-order');
+  assert.equal(decide(yaml, req({ path: '/late', source: { principal: 'cluster.local/ns/x/sa/y' } })).policy, 'production/c-generic');
+  assert.equal(decide(yaml, req({ path: '/other', source: { principal: 'cluster.local/ns/x/sa/y' } })).decision, 'DENY');
+  // The same principal through a SPIFFE ID reaches the index.
+  assert.equal(decide(yaml, req({ path: '/other', source: { principal: `spiffe://${ORDER}` } })).policy, 'production/b-order');
+});
