@@ -37,6 +37,7 @@ export class RuleNode {
   objects: CRule[] = [];
   funcs: CRule[] = [];
   index?: RuleIndex;
+  isFunc = false;
   constructor(readonly path: string[]) {}
   get isLeaf(): boolean {
     return this.complete.length > 0 || this.defaults.length > 0 || this.sets.length > 0 || this.funcs.length > 0;
@@ -65,6 +66,7 @@ export class CompiledModules {
   readonly root = new RuleNode([]);
   readonly modules: Module[] = [];
   readonly funcPaths = new Map<string, RuleNode>();
+  readonly funcArity = new Map<string, number>();
   private gen = 0;
 
   constructor(modules: Module[]) {
@@ -76,6 +78,23 @@ export class CompiledModules {
       let s = pkgRules.get(key);
       if (!s) pkgRules.set(key, (s = new Set()));
       for (const r of m.rules) s.add((r.head.ref[0] as { name: string }).name);
+    }
+    for (const m of modules) {
+      for (const r of m.rules) {
+        if (r.kind !== 'func') continue;
+        const path = [...m.pkg, (r.head.ref[0] as { name: string }).name];
+        for (const t of r.head.ref.slice(1)) if (t.type === 'scalar') path.push(String(t.value));
+        this.funcArity.set(path.join('.'), r.head.args?.length ?? 0);
+      }
+    }
+    arityLookup = (n) => this.funcArity.get(n);
+    for (const m of modules) {
+      let node = this.root;
+      for (const seg of m.pkg.slice(1)) {
+        let ch = node.children.get(seg);
+        if (!ch) node.children.set(seg, (ch = new RuleNode([...node.path, seg])));
+        node = ch;
+      }
     }
     for (const m of modules) {
       const rulesHere = pkgRules.get(m.pkg.join('.'))!;
@@ -159,6 +178,7 @@ export class CompiledModules {
       node.objects.push(c);
     } else if (kind === 'set') node.sets.push(c);
     else if (kind === 'func') {
+      node.isFunc = true;
       if (r.isDefault) node.defaults.push(c);
       else node.funcs.push(c);
       this.funcPaths.set('data.' + path.join('.'), node);
@@ -274,6 +294,9 @@ function varsOf(ts: Term[]): Set<string> {
 
 const ROOTS = new Set(['data', 'input']);
 
+/** Arity of user functions (by `data.` path), set while a module set is compiled. */
+let arityLookup: (name: string) => number | undefined = () => undefined;
+
 /** Name resolution and renaming for one rule. */
 class Rewriter {
   constructor(
@@ -297,9 +320,38 @@ class Rewriter {
   body(body: Body, outerLocals: Set<string>, scope: Map<string, string>, bound: Set<string>): Body {
     const locals = new Set(outerLocals);
     this.declared(body, locals);
-    const out = body.map((e) => this.expr(e, locals, scope));
+    // vars declared by `:=` later in the body are distinct vars inside earlier comprehensions
+    const declAt = new Map<string, number>();
+    body.forEach((e, i) => {
+      if (e.type === 'term' && e.term.type === 'call' && e.term.fn === 'assign') {
+        const s = new Set<string>();
+        collectVars(e.term.args[0], s);
+        for (const v of s) if (!declAt.has(v) && !outerLocals.has(v)) declAt.set(v, i);
+      }
+    });
+    const out = body.map((e, i) => {
+      let sc = scope;
+      for (const [v, at] of declAt) {
+        if (at > i && !scope.has(v) && containsComp(e)) {
+          if (sc === scope) sc = new Map(scope);
+          sc.set(v, this.c.fresh(v));
+        }
+      }
+      return sc === scope ? this.expr(e, locals, scope) : this.exprCompOnly(e, locals, scope, sc);
+    });
     return reorder(out, bound);
   }
+
+  /** Rewrite with `inner` scope applying only inside comprehensions. */
+  private exprCompOnly(e: Expr, locals: Set<string>, scope: Map<string, string>, inner: Map<string, string>): Expr {
+    this.compScope = inner;
+    try {
+      return this.expr(e, locals, scope);
+    } finally {
+      this.compScope = undefined;
+    }
+  }
+  private compScope?: Map<string, string>;
 
   /** Nested body (comprehension, every, with its own declarations that shadow). */
   private nestedBody(body: Body, outerLocals: Set<string>, scope: Map<string, string>, extraFresh: string[] = []): Body {
@@ -450,6 +502,15 @@ class Rewriter {
       }
       case 'arraycomp':
       case 'setcomp': {
+        if (this.compScope) {
+          const cs = this.compScope;
+          this.compScope = undefined;
+          try {
+            return this.term(t, locals, cs);
+          } finally {
+            this.compScope = cs;
+          }
+        }
         const inner = new Map(scope);
         const body = this.nestedBody(t.body, locals, inner);
         // body is rewritten with `inner` scope; head must use same scope
@@ -458,6 +519,15 @@ class Rewriter {
         return { ...t, head, body: reorder(body, new Set(), true) } as Term;
       }
       case 'objcomp': {
+        if (this.compScope) {
+          const cs = this.compScope;
+          this.compScope = undefined;
+          try {
+            return this.term(t, locals, cs);
+          } finally {
+            this.compScope = cs;
+          }
+        }
         const body = this.nestedBody(t.body, locals, new Map(scope));
         const innerScope = this.lastScope(t.body, locals, scope);
         const l2 = this.lastLocals(t.body, locals);
@@ -502,9 +572,26 @@ export function refName(t: Term): string | undefined {
 // ---------------- safety reordering ----------------
 
 /** Vars an expression needs bound before it can run, and vars it binds. */
-function exprVarsInfo(e: Expr): { needs: Set<string>; binds: Set<string> } {
+function patternVars(t: Term): Set<string> {
+  const s = new Set<string>();
+  const rec = (x: Term): void => {
+    if (x.type === 'var') {
+      if (!ROOTS.has(x.name)) s.add(x.name);
+    } else if (x.type === 'array') x.items.forEach(rec);
+    else if (x.type === 'object') x.items.forEach(([, v]) => rec(v));
+  };
+  rec(t);
+  return s;
+}
+
+function isBareVarIn(t: Term, v: string): boolean {
+  return t.type === 'var' && t.name === v;
+}
+
+function exprVarsInfo(e: Expr): { needs: Set<string>; binds: Set<string>; alt?: [Set<string>, Set<string>] } {
   const needs = new Set<string>();
   const binds = new Set<string>();
+  let alt: [Set<string>, Set<string>] | undefined;
   const inputTerm = (t: Term): void => {
     switch (t.type) {
       case 'var':
@@ -529,7 +616,7 @@ function exprVarsInfo(e: Expr): { needs: Set<string>; binds: Set<string> } {
         return;
       case 'call': {
         const b = BUILTINS.get(t.fn);
-        const arity = b ? b.arity : -1;
+        const arity = b ? b.arity : (arityLookup(t.fn) ?? -1);
         t.args.forEach((a, i) => {
           if (arity >= 0 && i >= arity) outputTerm(a);
           else inputTerm(a);
@@ -576,15 +663,13 @@ function exprVarsInfo(e: Expr): { needs: Set<string>; binds: Set<string> } {
       const t = e.term;
       if (t.type === 'call' && (t.fn === 'eq' || t.fn === 'assign')) {
         const [a, b] = t.args;
-        const na = new Set<string>();
-        const nb = new Set<string>();
-        // a side is evaluable if its needs are satisfied; the other side's vars are bound
-        const save = [...needs];
+        const before = new Set(binds);
         outputTerm(a);
+        const pa = new Set([...binds].filter((v) => !before.has(v)));
         outputTerm(b);
-        void na;
-        void nb;
-        void save;
+        const pb = new Set([...binds].filter((v) => !before.has(v) && !pa.has(v)));
+        for (const v of pa) if (isBareVarIn(b, v)) pb.add(v);
+        alt = [patternVars(a), patternVars(b)];
       } else inputTerm(t);
       break;
     }
@@ -609,8 +694,9 @@ function exprVarsInfo(e: Expr): { needs: Set<string>; binds: Set<string> } {
     // everything in a negated expression must be bound, except wildcards
     for (const b of binds) if (!b.startsWith('$_')) needs.add(b);
     binds.clear();
+    alt = undefined;
   }
-  return { needs, binds };
+  return { needs, binds, alt };
 }
 
 function compFree(t: Term): Set<string> {
@@ -662,6 +748,13 @@ export function reorder(body: Body, bound: Set<string>, nested = false): Body {
           ok = false;
           break;
         }
+      }
+      if (ok && inf.alt) {
+        const bindable = (v: string): boolean => b.has(v) || !isBindableElsewhere(v, i, infos, placed);
+        const [x, y] = inf.alt;
+        const allX = [...x].every(bindable);
+        const allY = [...y].every(bindable);
+        if (!allX && !allY) ok = false;
       }
       if (!ok) continue;
       placed[i] = true;

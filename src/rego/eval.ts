@@ -525,10 +525,7 @@ export class Evaluator {
       if (o) return this.iter(o.value, path, i, f, k);
     }
     if (node.isLeaf) {
-      if (node.funcs.length && !node.complete.length) {
-        if (i === path.length) return false;
-        return false;
-      }
+      if (node.isFunc) return false;
       const v = this.ruleValue(node);
       if (v === undefined) return false;
       return this.iter(v, path, i, f, k);
@@ -550,7 +547,8 @@ export class Evaluator {
         return x === undefined ? false : this.iter(x, path, i + 1, f, k);
       }
       if (base === undefined) return false;
-      const x = lookup(base, key);
+      let x = lookup(base, key);
+      if (x === undefined && (typeof key === 'bigint' || typeof key === 'number') && base instanceof RObject) x = base.getStr(String(key));
       if (x === undefined) return false;
       if (this.ctx.overrides.length && typeof key === 'string') {
         // overrides deeper inside base data
@@ -582,25 +580,18 @@ export class Evaluator {
       if (o) return o.value;
     }
     if (node.isLeaf) {
-      if (node.funcs.length && !node.complete.length) return undefined;
+      if (node.isFunc) return undefined;
       return this.ruleValue(node);
     }
     const cached = this.ctx.objCache.get(node);
     if (cached !== undefined) return cached === null ? undefined : cached;
-    let obj: RObject;
-    if (base instanceof RObject) {
-      obj = new RObject();
-      for (const [kk, vv] of base.entries()) obj.set(kk, vv);
-    } else if (base !== undefined && !node.hasRulesBelow) {
-      return base;
-    } else obj = new RObject();
+    if (base !== undefined && !(base instanceof RObject) && !node.hasRulesBelow) return base;
+    const obj = new RObject();
     for (const [name, ch] of node.children) {
       const v = this.materialize(ch, lookup(base ?? null, name), [...sofar, name]);
       if (v !== undefined) obj.set(name, v);
-      else if (ch.funcs.length || (!ch.isLeaf && ch.hasRulesBelow && !obj.has(name))) {
-        if (!ch.isLeaf) obj.set(name, new RObject());
-      }
     }
+    if (base instanceof RObject) for (const [kk, vv] of base.entries()) if (!(vv instanceof RObject && obj.get(kk) instanceof RObject)) obj.set(kk, vv);
     if (node.objects.length) this.evalObjectRules(node, obj);
     let result: Value = obj;
     if (this.ctx.overrides.length) result = this.applyOverrides(result, sofar);

@@ -346,6 +346,10 @@ function isSubset(sup: Value, sub: Value): boolean {
     }
     return false;
   }
+  if (Array.isArray(sup) && sub instanceof RSet) {
+    for (const v of sub.values()) if (!sup.some((x) => equal(x, v))) return false;
+    return true;
+  }
   if (sup instanceof RSet && Array.isArray(sub)) {
     for (const v of sub) if (!sup.has(v)) return false;
     return true;
@@ -357,6 +361,7 @@ reg('object.subset', 2, (args) => {
   const b = oneOf('object.subset', args, 1, ['object', 'set', 'array']);
   if (a instanceof RObject && !(b instanceof RObject)) throw typeErr('object.subset', `operand 2 must be object but got ${typeName(b)}`);
   if (!(a instanceof RObject) && b instanceof RObject) throw typeErr('object.subset', `operand 2 must be one of {set, array} but got object`);
+  if (a instanceof RSet && Array.isArray(b)) throw typeErr('object.subset', `operand 2 must be set but got array`);
   return isSubset(a, b);
 });
 
@@ -460,7 +465,7 @@ reg('format_int', 2, (args) => {
   const n = numArg('format_int', args, 0);
   const b = numArg('format_int', args, 1);
   const base = Number(b);
-  if (![2, 8, 10, 16].includes(base)) throw builtinErr('format_int', 'operand 2 must be one of {2, 8, 10, 16}');
+  if (![2, 8, 10, 16].includes(base)) throw typeErr('format_int', 'operand 2 must be one of {2, 8, 10, 16}');
   let i: bigint;
   if (typeof n === 'bigint') i = n;
   else i = BigInt(Math.trunc(n));

@@ -26,7 +26,7 @@ reg('json.marshal_with_options', 2, (args) => {
       if (typeof x !== 'string') throw typeErr('json.marshal_with_options', `opts.indent must be string but got ${typeName(x)}`);
       indent = x;
       hasIndent = true;
-    } else throw builtinErr('json.marshal_with_options', `object contained unknown key ${JSON.stringify(k)}`);
+    } else throw typeErr('json.marshal_with_options', `object contained unknown key ${JSON.stringify(k)}`);
   }
   if (!o.has('pretty')) pretty = hasIndent || hasPrefix;
   if (!pretty) return toJSONText(v);

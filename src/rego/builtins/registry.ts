@@ -101,7 +101,7 @@ export function strOrArrayOfStrings(fn: string, args: Value[], i: number): strin
   if (Array.isArray(v) || v instanceof RSet) {
     const xs = Array.isArray(v) ? v : v.sorted();
     return xs.map((x) => {
-      if (typeof x !== 'string') throw typeErr(fn, `operand ${i + 1} must be one of {string, set, array} of strings but got ${got(x)}`);
+      if (typeof x !== 'string') throw typeErr(fn, `operand ${i + 1} must be ${Array.isArray(v) ? 'array' : 'set'} of strings but got ${Array.isArray(v) ? 'array' : 'set'} containing ${got(x)}`);
       return x;
     });
   }
