@@ -669,7 +669,7 @@ function exprVarsInfo(e: Expr): { needs: Set<string>; binds: Set<string>; alt?: 
         outputTerm(b);
         const pb = new Set([...binds].filter((v) => !before.has(v) && !pa.has(v)));
         for (const v of pa) if (isBareVarIn(b, v)) pb.add(v);
-        alt = [patternVars(a), patternVars(b)];
+        if (!((a.type === 'array' && b.type === 'array') || (a.type === 'object' && b.type === 'object'))) alt = [patternVars(a), patternVars(b)];
       } else inputTerm(t);
       break;
     }
@@ -750,7 +750,7 @@ export function reorder(body: Body, bound: Set<string>, nested = false): Body {
         }
       }
       if (ok && inf.alt) {
-        const bindable = (v: string): boolean => b.has(v) || !isBindableElsewhere(v, i, infos, placed);
+        const bindable = (v: string): boolean => b.has(v);
         const [x, y] = inf.alt;
         const allX = [...x].every(bindable);
         const allY = [...y].every(bindable);

@@ -472,12 +472,13 @@ export class Evaluator {
   }
 
   /** Iterate / index a plain value along ref path terms. */
-  private iter(v: Value, path: Term[], i: number, f: Frame, k: KV): boolean {
+  private iter(v: Value, path: Term[], i: number, f: Frame, k: KV, dataMode = false): boolean {
     if (i === path.length) return k(v);
     const p = path[i];
     if (p.type === 'scalar') {
-      const x = lookup(v, p.value);
-      return x === undefined ? false : this.iter(x, path, i + 1, f, k);
+      let x = lookup(v, p.value);
+      if (x === undefined && dataMode && (typeof p.value === 'bigint' || typeof p.value === 'number') && v instanceof RObject) x = v.getStr(String(p.value));
+      return x === undefined ? false : this.iter(x, path, i + 1, f, k, dataMode);
     }
     if (p.type === 'var') {
       const b = f.vals.get(p.name);
@@ -553,9 +554,9 @@ export class Evaluator {
       if (this.ctx.overrides.length && typeof key === 'string') {
         // overrides deeper inside base data
         const v = this.applyOverrides(x, [...sofar, key]);
-        return this.iter(v, path, i + 1, f, k);
+        return this.iter(v, path, i + 1, f, k, true);
       }
-      return this.iter(x, path, i + 1, f, k);
+      return this.iter(x, path, i + 1, f, k, true);
     };
     if (p.type === 'scalar') return descend(p.value);
     if (p.type === 'var' && f.vals.has(p.name)) return descend(f.vals.get(p.name)!);

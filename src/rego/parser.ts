@@ -380,7 +380,13 @@ export class Parser {
     }
     const op = this.next();
     const coll = this.parseTermOr();
-    return { type: 'call', fn: 'internal.member_3', fnRef: mkVar('internal.member_3', this.loc(op)), args: [first, second, coll], loc: first.loc };
+    let t: Term = { type: 'call', fn: 'internal.member_3', fnRef: mkVar('internal.member_3', this.loc(op)), args: [first, second, coll], loc: first.loc };
+    while (this.atKw('in') && this.sameLine()) {
+      const op2 = this.next();
+      const rhs = this.parseTermOr();
+      t = { type: 'call', fn: 'internal.member_2', fnRef: mkVar('internal.member_2', this.loc(op2)), args: [t, rhs], loc: t.loc };
+    }
+    return t;
   }
 
   private parseTermAssign(): Term {
