@@ -59,8 +59,12 @@ export class Parser {
   private atOp(s: string): boolean {
     return this.isOp(this.peek(), s);
   }
+  /** A keyword use: the identifier is not the head of a reference (`if.foo`). */
   private atKw(s: string): boolean {
-    return this.isKw(this.peek(), s);
+    const t = this.peek();
+    if (!this.isKw(t, s)) return false;
+    const n = this.peek(1);
+    return !(n.type === 'op' && (n.text === '.' || n.text === '[') && n.pos === t.end);
   }
   private expectOp(s: string): Token {
     const t = this.peek();
@@ -153,6 +157,7 @@ export class Parser {
       args = headTerm.args;
       headTerm = headTerm.fnRef;
     }
+    if (headTerm.type === 'scalar' && (typeof headTerm.value === 'boolean' || headTerm.value === null)) headTerm = { type: 'var', name: String(headTerm.value), loc: headTerm.loc };
     if (headTerm.type === 'var') ref = [headTerm];
     else if (headTerm.type === 'ref' && headTerm.head.type === 'var') ref = [headTerm.head, ...headTerm.path];
     else return this.fail('invalid rule head', headStart);
@@ -464,10 +469,12 @@ export class Parser {
       term = this.parseTemplate(t);
     } else if (t.type === 'ident') {
       this.next();
-      if (t.text === 'true' || t.text === 'false') term = { type: 'scalar', value: t.text === 'true', loc: this.loc(t) };
-      else if (t.text === 'null') term = { type: 'scalar', value: null, loc: this.loc(t) };
+      const nx = this.peek();
+      const isRefHead = nx.type === 'op' && (nx.text === '.' || nx.text === '[') && nx.pos === t.end && t.text !== 'true' && t.text !== 'false' && t.text !== 'null' ? true : nx.type === 'op' && nx.text === '.' && nx.pos === t.end;
+      if (!isRefHead && (t.text === 'true' || t.text === 'false')) term = { type: 'scalar', value: t.text === 'true', loc: this.loc(t) };
+      else if (!isRefHead && t.text === 'null') term = { type: 'scalar', value: null, loc: this.loc(t) };
       else {
-        if (!ruleHead && (t.text === 'not' || t.text === 'with' || t.text === 'else' || t.text === 'import' || t.text === 'package' || t.text === 'default'))
+        if (!ruleHead && !isRefHead && (t.text === 'not' || t.text === 'with' || t.text === 'else' || t.text === 'import' || t.text === 'package' || t.text === 'default'))
           this.fail(`unexpected ${t.text} keyword`, t);
         term = { type: 'var', name: t.text, loc: this.loc(t) };
       }
