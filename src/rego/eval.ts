@@ -547,6 +547,16 @@ export class Evaluator {
         const x = lookup(v, key);
         return x === undefined ? false : this.iter(x, path, i + 1, f, k);
       }
+      if (this.ctx.overrides.length && typeof key === 'string') {
+        const p2 = [...sofar, key];
+        const o = this.overrideAt(p2);
+        if (o) return this.iter(o.value, path, i + 1, f, k, true);
+        if (this.ctx.overrides.some((ov) => ov.path.length > p2.length && startsWith(ov.path, p2))) {
+          const cur = base === undefined ? undefined : lookup(base, key);
+          const v = this.applyOverrides(cur ?? new RObject(), p2);
+          return this.iter(v, path, i + 1, f, k, true);
+        }
+      }
       if (base === undefined) return false;
       let x = lookup(base, key);
       if (x === undefined && (typeof key === 'bigint' || typeof key === 'number') && base instanceof RObject) x = base.getStr(String(key));
@@ -769,6 +779,7 @@ export class Evaluator {
     const step = (i: number): boolean => {
       if (i === nargs) {
         if (mockValue !== undefined) return finish(mockValue);
+        if (ov && ov.fn !== undefined) return this.withoutMocks(() => (userNode ? this.callUser(userNode, name, args.slice(), t, finish) : this.callBuiltin(bi!, name, args.slice(), t, finish)));
         if (userNode) return this.callUser(userNode, name, args.slice(), t, finish);
         return this.callBuiltin(bi!, name, args.slice(), t, finish);
       }
@@ -778,6 +789,20 @@ export class Evaluator {
       });
     };
     return step(0);
+  }
+
+  /** Run a mock replacement with function mocks disabled (a mock calling the original gets the original). */
+  private withoutMocks(run: () => boolean): boolean {
+    const saved = this.ctx;
+    const inner: Ctx = { ...saved, fnOverrides: new Map(), cache: new Map(), objCache: new Map(), inProgress: new Set() };
+    let results: (() => boolean) | undefined;
+    void results;
+    this.ctx = inner;
+    try {
+      return run();
+    } finally {
+      this.ctx = saved;
+    }
   }
 
   private callBuiltin(bi: NonNullable<ReturnType<typeof BUILTINS.get>>, name: string, args: Value[], t: Term, finish: (v: Value | undefined) => boolean): boolean {

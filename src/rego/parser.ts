@@ -237,8 +237,19 @@ export class Parser {
 
   private parseRuleBody(): Body {
     if (this.atOp('{')) {
-      // `if {` may be a body or an object/set literal expression; treat as body
-      return this.parseBraceBody();
+      // `if {` is a body, unless it only parses as an object/set literal or comprehension
+      const save = this.p;
+      try {
+        return this.parseBraceBody();
+      } catch (e) {
+        if (!(e instanceof RegoParseError)) throw e;
+        this.p = save;
+        try {
+          return [this.parseExpr()];
+        } catch {
+          throw e;
+        }
+      }
     }
     const e = this.parseExpr();
     return [e];

@@ -166,3 +166,19 @@ reg('uuid.parse', 1, (a) => {
   }
   return out as Value;
 });
+
+// ---------- http.send (parameter validation only: the engine makes no network calls) ----------
+const HTTP_KEYS = new Set([
+  'method', 'url', 'body', 'enable_redirect', 'force_json_decode', 'force_yaml_decode', 'headers', 'raw_body', 'tls_use_system_certs',
+  'tls_ca_cert', 'tls_ca_cert_file', 'tls_ca_cert_env_variable', 'tls_client_cert', 'tls_client_cert_file', 'tls_client_cert_env_variable',
+  'tls_client_key', 'tls_client_key_file', 'tls_client_key_env_variable', 'tls_insecure_skip_verify', 'tls_server_name', 'timeout',
+  'cache', 'force_cache', 'force_cache_duration_seconds', 'raise_error', 'caching_mode', 'max_retry_attempts', 'cache_ignored_headers',
+]);
+reg('http.send', 1, ([req]) => {
+  if (!(req instanceof RObject)) throw builtinErr('http.send', 'operand 1 must be object');
+  const bad = req.keys().filter((k) => typeof k !== 'string' || !HTTP_KEYS.has(k));
+  if (bad.length) throw builtinErr('http.send', `invalid request parameters(s): {${bad.map((k) => JSON.stringify(k)).join(', ')}}`);
+  const missing = ['method', 'url'].filter((k) => !req.has(k));
+  if (missing.length) throw builtinErr('http.send', `missing required request parameters(s): {${missing.map((k) => JSON.stringify(k)).join(', ')}}`);
+  throw builtinErr('http.send', 'network access is not available in this engine (mock http.send with `with`)');
+});
