@@ -12,6 +12,7 @@ import { registerAuthz } from './commands/authz.js';
 import { registerCa } from './commands/ca.js';
 import { registerToken } from './commands/token.js';
 import { registerCert } from './commands/cert.js';
+import { registerRego } from './commands/rego.js';
 
 const require = createRequire(import.meta.url);
 const pkg = require('../../../package.json') as { version: string };
@@ -19,7 +20,7 @@ const pkg = require('../../../package.json') as { version: string };
 export type Register = (program: Command, ctx: CliContext) => void;
 
 /** Every subcommand module adds one line here. */
-const registrations: Register[] = [registerValidate, registerAuthz, registerCa, registerToken, registerCert];
+const registrations: Register[] = [registerValidate, registerAuthz, registerCa, registerToken, registerCert, registerRego];
 
 export function buildProgram(ctx: CliContext): Command {
   const program = new Command('ztmesh')

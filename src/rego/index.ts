@@ -57,6 +57,11 @@ export class CompiledPolicy {
     return this.compiled.modules;
   }
 
+  /** Parsed, compiled query body (cached). */
+  prepareQuery(query: string | string[]): Body {
+    return this.prepare(query);
+  }
+
   private prepare(query: string | string[]): Body {
     const q = Array.isArray(query) ? 'data.' + query.join('.') : query;
     let body = this.queryCache.get(q);
