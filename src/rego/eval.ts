@@ -614,7 +614,7 @@ export class Evaluator {
   ruleValue(node: RuleNode): Value | undefined {
     const c = this.ctx.cache.get(node);
     if (c !== undefined) return c === null ? undefined : c;
-    if (this.ctx.inProgress.has(node)) throw new RegoEvalError('rego_recursion_error', `rego_recursion_error: rule data.${node.path.join('.')} is recursive`);
+    if (this.ctx.inProgress.has(node)) throw new RegoEvalError('rego_recursion_error', `rule data.${node.path.join('.')} is recursive`);
     this.ctx.inProgress.add(node);
     let v: Value | undefined;
     try {
