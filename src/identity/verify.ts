@@ -5,7 +5,7 @@
  * safe to use as a metric label.
  */
 import type { TLSSocket, PeerCertificate, DetailedPeerCertificate } from 'node:tls';
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, createHash } from 'node:crypto';
 import { parseSpiffeId, type SpiffeId } from './spiffe-id.js';
 import type { BundleSource } from './bundle.js';
 import { isIssuedBy, parseCertificate, pemCertificates, type ParsedCertificate } from './x509.js';
@@ -77,6 +77,27 @@ function toDers(chain: CertInput[] | string): Buffer[] {
   return out;
 }
 
+/**
+ * Positive results of CA-to-CA signature checks (intermediate signed by root or by
+ * another intermediate). These links are the same on every handshake, so verifying
+ * them once saves an ECDSA verification per peer. Leaf signatures are always checked.
+ */
+const caLinks = new Map<string, true>();
+const CA_LINKS_MAX = 512;
+function issuedBy(cert: ParsedCertificate, issuer: ParsedCertificate, certIsCa: boolean): boolean {
+  if (!certIsCa) return isIssuedBy(cert, issuer);
+  if (!cert.issuer.equals(issuer.subject)) return false;
+  // Keyed by the whole certificate (TBS and signature) and the issuer's key.
+  const key = createHash('sha256').update(cert.der).update(issuer.spki).digest('base64');
+  if (caLinks.has(key)) return true;
+  const ok = isIssuedBy(cert, issuer);
+  if (ok) {
+    if (caLinks.size >= CA_LINKS_MAX) caLinks.delete(caLinks.keys().next().value as string);
+    caLinks.set(key, true);
+  }
+  return ok;
+}
+
 const reject = (reason: SvidRejectReason, detail: string): SvidVerifyResult => ({ ok: false, reason, detail });
 
 function timeCheck(c: ParsedCertificate, now: number, what: string): SvidVerifyResult | undefined {
@@ -143,14 +164,15 @@ export function verifySvidChain(chain: CertInput[] | string, bundles: BundleSour
   const path: ParsedCertificate[] = [leaf];
   let current = leaf;
   for (;;) {
-    const root = bundle.x509Authorities.find((r) => isIssuedBy(current, r));
+    const isCa = current !== leaf;
+    const root = bundle.x509Authorities.find((r) => issuedBy(current, r, isCa));
     if (root) {
       const rt = timeCheck(root, now, 'the root');
       if (rt) return rt;
       path.push(root);
       break;
     }
-    const idx = pool.findIndex((c) => isIssuedBy(current, c));
+    const idx = pool.findIndex((c) => issuedBy(current, c, isCa));
     if (idx < 0) {
       return reject('untrusted', `no root in the "${id.trustDomain}" bundle (nor a presented intermediate) issued ${current === leaf ? 'the leaf' : 'an intermediate'}`);
     }

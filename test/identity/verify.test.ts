@@ -180,3 +180,16 @@ test('intermediate cache completes a leaf-only chain (server side of a resumed s
   assert.equal(cache.size, 1);
   assert.ok(verifySvidChain(leafOnly, bundles, Date.now(), { intermediateCache: cache }).ok);
 });
+
+test('the CA-link cache never accepts a tampered intermediate', () => {
+  const { root, inter, ca } = makePki();
+  const bundles = BundleSet.of(TD, [root.der]);
+  const svid = ca.issueFromCsr(buildCsr(p256()), { spiffeId: ID });
+  assert.ok(verifySvidChain(svid.chain, bundles).ok); // caches inter→root
+  // Same signature, one TBS byte changed (inside the subject CN), so the link must be re-verified and fail.
+  const forged = Buffer.from(inter.der);
+  const at = forged.indexOf(Buffer.from('intermediate'));
+  forged[at] ^= 0x20;
+  const r = verifySvidChain([svid.certificate, forged], bundles);
+  assert.equal(r.ok, false);
+});
