@@ -58,8 +58,8 @@ export interface RuleIndex {
 }
 
 export interface CompileOptions {
-  /** Treat modules without `import rego.v1` as v0 (default: v1). */
-  v0?: boolean;
+  /** Build equality indexes over rule definitions (default true). */
+  indexing?: boolean;
 }
 
 export class CompiledModules {
@@ -69,7 +69,7 @@ export class CompiledModules {
   readonly funcArity = new Map<string, number>();
   private gen = 0;
 
-  constructor(modules: Module[]) {
+  constructor(modules: Module[], opts: CompileOptions = {}) {
     this.modules = modules;
     // pass 1: rule names per package
     const pkgRules = new Map<string, Set<string>>();
@@ -113,7 +113,7 @@ export class CompiledModules {
       }
       for (const r of m.rules) this.addRule(m, r, rulesHere, imports);
     }
-    this.buildIndexes(this.root);
+    if (opts.indexing !== false) this.buildIndexes(this.root);
   }
 
   fresh(prefix: string): string {

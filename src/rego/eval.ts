@@ -520,60 +520,73 @@ export class Evaluator {
     return undefined;
   }
 
-  private walkData(node: RuleNode, base: Value | undefined, sofar: string[], path: Term[], i: number, f: Frame, k: KV): boolean {
-    if (this.ctx.overrides.length) {
-      const o = this.overrideAt(sofar);
-      if (o) return this.iter(o.value, path, i, f, k);
-    }
-    if (node.isLeaf) {
-      if (node.isFunc) return false;
-      const v = this.ruleValue(node);
-      if (v === undefined) return false;
-      return this.iter(v, path, i, f, k);
-    }
-    if (i === path.length) {
-      const v = this.materialize(node, base, sofar);
-      return v === undefined ? false : k(v);
-    }
-    const p = path[i];
-    const descend = (key: Value): boolean => {
+  private walkData(node: RuleNode, base: Value | undefined, _sofar: string[], path: Term[], i: number, f: Frame, k: KV): boolean {
+    const hasOv = this.ctx.overrides.length > 0;
+    for (;;) {
+      if (hasOv) {
+        const o = this.overrideAt(node.path);
+        if (o) return this.iter(o.value, path, i, f, k);
+      }
+      if (node.isLeaf) {
+        if (node.isFunc) return false;
+        const v = this.ruleValue(node);
+        if (v === undefined) return false;
+        return this.iter(v, path, i, f, k);
+      }
+      if (i === path.length) {
+        const v = this.materialize(node, base, node.path);
+        return v === undefined ? false : k(v);
+      }
+      const p = path[i];
+      let key: Value;
+      if (p.type === 'scalar') key = p.value;
+      else if (p.type === 'var' && f.vals.has(p.name)) key = f.vals.get(p.name)!;
+      else if (!this.hasUnbound(p, f)) return this.evalTerm(p, f, (kv) => this.descend(node, base, kv, path, i, f, k));
+      else {
+        const v = this.materialize(node, base, node.path);
+        if (v === undefined) return false;
+        return this.iter(v, path, i, f, k);
+      }
+      // fast path: descend into a child rule node without allocating
       if (typeof key === 'string') {
         const ch = node.children.get(key);
-        if (ch) return this.walkData(ch, lookup(base ?? null, key), [...sofar, key], path, i + 1, f, k);
-      }
-      if (node.objects.length) {
-        const v = this.materialize(node, base, sofar);
-        if (v === undefined) return false;
-        const x = lookup(v, key);
-        return x === undefined ? false : this.iter(x, path, i + 1, f, k);
-      }
-      if (this.ctx.overrides.length && typeof key === 'string') {
-        const p2 = [...sofar, key];
-        const o = this.overrideAt(p2);
-        if (o) return this.iter(o.value, path, i + 1, f, k, true);
-        if (this.ctx.overrides.some((ov) => ov.path.length > p2.length && startsWith(ov.path, p2))) {
-          const cur = base === undefined ? undefined : lookup(base, key);
-          const v = this.applyOverrides(cur ?? new RObject(), p2);
-          return this.iter(v, path, i + 1, f, k, true);
+        if (ch) {
+          base = base === undefined ? undefined : lookup(base, key);
+          node = ch;
+          i++;
+          continue;
         }
       }
-      if (base === undefined) return false;
-      let x = lookup(base, key);
-      if (x === undefined && (typeof key === 'bigint' || typeof key === 'number') && base instanceof RObject) x = base.getStr(String(key));
-      if (x === undefined) return false;
-      if (this.ctx.overrides.length && typeof key === 'string') {
-        // overrides deeper inside base data
-        const v = this.applyOverrides(x, [...sofar, key]);
+      return this.descend(node, base, key, path, i, f, k);
+    }
+  }
+
+  private descend(node: RuleNode, base: Value | undefined, key: Value, path: Term[], i: number, f: Frame, k: KV): boolean {
+    if (typeof key === 'string') {
+      const ch = node.children.get(key);
+      if (ch) return this.walkData(ch, base === undefined ? undefined : lookup(base, key), ch.path, path, i + 1, f, k);
+    }
+    if (node.objects.length) {
+      const v = this.materialize(node, base, node.path);
+      if (v === undefined) return false;
+      const x = lookup(v, key);
+      return x === undefined ? false : this.iter(x, path, i + 1, f, k);
+    }
+    if (this.ctx.overrides.length && typeof key === 'string') {
+      const p2 = [...node.path, key];
+      const o = this.overrideAt(p2);
+      if (o) return this.iter(o.value, path, i + 1, f, k, true);
+      if (this.ctx.overrides.some((ov) => ov.path.length > p2.length && startsWith(ov.path, p2))) {
+        const cur = base === undefined ? undefined : lookup(base, key);
+        const v = this.applyOverrides(cur ?? new RObject(), p2);
         return this.iter(v, path, i + 1, f, k, true);
       }
-      return this.iter(x, path, i + 1, f, k, true);
-    };
-    if (p.type === 'scalar') return descend(p.value);
-    if (p.type === 'var' && f.vals.has(p.name)) return descend(f.vals.get(p.name)!);
-    if (!this.hasUnbound(p, f)) return this.evalTerm(p, f, descend);
-    const v = this.materialize(node, base, sofar);
-    if (v === undefined) return false;
-    return this.iter(v, path, i, f, k);
+    }
+    if (base === undefined) return false;
+    let x = lookup(base, key);
+    if (x === undefined && (typeof key === 'bigint' || typeof key === 'number') && base instanceof RObject) x = base.getStr(String(key));
+    if (x === undefined) return false;
+    return this.iter(x, path, i + 1, f, k, true);
   }
 
   private applyOverrides(v: Value, sofar: string[]): Value {

@@ -197,10 +197,12 @@ function exprValue(ev: Evaluator, e: Body[number], f: Frame): Value {
 }
 
 /** Parse and compile modules: `{ 'file.rego': source }`. */
-export function compileModules(sources: Record<string, string>, _opts: CompileOptions = {}): CompiledPolicy {
+export function compileModules(sources: Record<string, string>, opts: CompileOptions = {}): CompiledPolicy {
   const mods: Module[] = [];
   for (const [file, src] of Object.entries(sources)) mods.push(...parseModule(src, file));
-  return new CompiledPolicy(new CompiledModules(mods));
+  return new CompiledPolicy(new CompiledModules(mods, opts));
 }
+
+export type { CompileOptions };
 
 export { CompiledModules };

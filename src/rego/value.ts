@@ -16,7 +16,7 @@ export class RObject {
     return e === undefined ? undefined : e[1];
   }
   getStr(k: string): Value | undefined {
-    const e = this.m.get('s' + k);
+    const e = this.m.get(k.charCodeAt(0) === 0 ? '\u0000s' + k : k);
     return e === undefined ? undefined : e[1];
   }
   has(k: Value): boolean {
@@ -85,16 +85,17 @@ export class RSet {
 export function keyOf(v: Value): string {
   switch (typeof v) {
     case 'string':
-      return 's' + v;
+      // strings are their own key (no allocation); other types get a NUL-prefixed tag
+      return v.charCodeAt(0) === 0 ? '\u0000s' + v : v;
     case 'bigint':
-      return 'n' + v.toString();
+      return '\u0000n' + v.toString();
     case 'number':
-      return 'n' + numKey(v);
+      return '\u0000n' + numKey(v);
     case 'boolean':
-      return v ? 't' : 'f';
+      return v ? '\u0000t' : '\u0000f';
     default:
-      if (v === null) return 'z';
-      return 'c' + canon(v);
+      if (v === null) return '\u0000z';
+      return '\u0000c' + canon(v);
   }
 }
 

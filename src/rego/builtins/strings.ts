@@ -508,7 +508,7 @@ export function globToRegExp(pattern: string, delims: string[] | null): RegExp {
   return r;
 }
 function escRe(c: string): string {
-  return c.replace(/[\\^$.*+?()[\]{}|/-]/g, '\\$&');
+  return c.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&');
 }
 function escClass(c: string): string {
   return c.replace(/[\\\]^-]/g, '\\$&');

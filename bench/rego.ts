@@ -1,0 +1,77 @@
+/**
+ * Rego decision time, in-process.
+ *   npx tsc -p . && node dist/bench/rego.js
+ * 1. The examples/rego RBAC+ABAC policy: median per `data.ecommerce.authz.allow` decision
+ *    (allowed and denied inputs), input given as Rego values (as a sidecar would after parsing).
+ * 2. A 1,000-rule policy (`allow if { input.method == ..; input.path == ..; glob.match(..) }`),
+ *    with and without the equality index, for the last rule's request and a non-matching one.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import { compileModules, fromJSON, parseJSONExact } from '../src/rego/index.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Median ns per call over `rounds` batches, after a warm-up. */
+function nsPerCall(fn: () => unknown, batch = 2000, rounds = 25): number {
+  for (let i = 0; i < batch * 2; i++) fn();
+  const per: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const t0 = performance.now();
+    for (let i = 0; i < batch; i++) fn();
+    per.push(((performance.now() - t0) * 1e6) / batch);
+  }
+  return median(per);
+}
+
+function fmt(ns: number): string {
+  return ns >= 1000 ? `${(ns / 1000).toFixed(2)} µs` : `${ns.toFixed(0)} ns`;
+}
+
+// ---- 1. example policy ----
+const ex = join(root, 'examples', 'rego');
+const policy = compileModules({ 'policy.rego': readFileSync(join(ex, 'policy.rego'), 'utf8') });
+const data = parseJSONExact(readFileSync(join(ex, 'data.json'), 'utf8'));
+const allowInput = parseJSONExact(readFileSync(join(ex, 'input.json'), 'utf8'));
+const denyJson = JSON.parse(readFileSync(join(ex, 'input.json'), 'utf8'));
+denyJson.resource.owner = 'bob';
+const denyInput = fromJSON(denyJson);
+const path = ['ecommerce', 'authz', 'allow'];
+if (policy.evalPath(path, { input: allowInput, data, raw: true }) !== true) throw new Error('example policy should allow');
+if (policy.evalPath(path, { input: denyInput, data, raw: true }) !== false) throw new Error('example policy should deny');
+const rows: string[][] = [];
+rows.push(['example policy, allowed', fmt(nsPerCall(() => policy.evalPath(path, { input: allowInput, data, raw: true })))]);
+rows.push(['example policy, denied', fmt(nsPerCall(() => policy.evalPath(path, { input: denyInput, data, raw: true })))]);
+rows.push(['example policy, allowed (query string API)', fmt(nsPerCall(() => policy.evalRaw('data.ecommerce.authz.allow', { input: allowInput, data, raw: true })))]);
+
+// ---- 2. 1,000 rules ----
+const N = 1000;
+let src = 'package big\n\nimport rego.v1\n\ndefault allow := false\n\n';
+for (let i = 0; i < N; i++) {
+  const m = i % 2 ? 'GET' : 'POST';
+  src += `allow if {\n\tinput.path == "/api/v1/items/${i}"\n\tinput.method == "${m}"\n\tglob.match("spiffe://cluster.local/ns/prod/sa/client-*", ["/"], input.principal)\n}\n\n`;
+}
+const indexed = compileModules({ 'big.rego': src });
+const plain = compileModules({ 'big.rego': src }, { indexing: false });
+const hit = fromJSON({ path: `/api/v1/items/${N - 1}`, method: 'GET', principal: 'spiffe://cluster.local/ns/prod/sa/client-7' });
+const miss = fromJSON({ path: '/api/v1/unknown', method: 'GET', principal: 'spiffe://cluster.local/ns/prod/sa/client-7' });
+for (const p of [indexed, plain]) {
+  if (p.evalPath(['big', 'allow'], { input: hit, raw: true }) !== true) throw new Error('1,000-rule policy should allow');
+  if (p.evalPath(['big', 'allow'], { input: miss, raw: true }) !== false) throw new Error('1,000-rule policy should deny');
+}
+rows.push([`${N} rules, indexed, last rule matches`, fmt(nsPerCall(() => indexed.evalPath(['big', 'allow'], { input: hit, raw: true })))]);
+rows.push([`${N} rules, indexed, no rule matches`, fmt(nsPerCall(() => indexed.evalPath(['big', 'allow'], { input: miss, raw: true })))]);
+rows.push([`${N} rules, no index, last rule matches`, fmt(nsPerCall(() => plain.evalPath(['big', 'allow'], { input: hit, raw: true }), 50, 15))]);
+rows.push([`${N} rules, no index, no rule matches`, fmt(nsPerCall(() => plain.evalPath(['big', 'allow'], { input: miss, raw: true }), 50, 15))]);
+
+const w = Math.max(...rows.map((r) => r[0].length));
+console.log('Rego decision time (median per decision)');
+for (const [a, b] of rows) console.log(`${a.padEnd(w)}  ${b}`);
