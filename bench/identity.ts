@@ -6,7 +6,6 @@
  * - mTLS handshakes per second on loopback (client and server in this process, so each
  *   handshake pays for both ends): full handshakes, and TLS 1.3 resumed sessions.
  */
-import 'reflect-metadata';
 import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { generateKeyPairSync } from 'node:crypto';

@@ -2,7 +2,6 @@
  * `ztmesh/identity`: SPIFFE IDs, the CA, X.509-SVID issue/verify/rotate, trust
  * bundles, join tokens, JWT-SVIDs and the strict JWS parser.
  */
-import 'reflect-metadata';
 
 export {
   parseSpiffeId,

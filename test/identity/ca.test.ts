@@ -111,7 +111,8 @@ test('proof of possession: a CSR with a bad signature or a foreign key is refuse
   // Wrong trust domain for this CA; bare trust-domain ID.
   assert.throws(() => ca.issueFromCsr(buildCsr(p256()), { spiffeId: 'spiffe://other.td/ns/a/sa/b' }), { code: 'ZTM_CA' });
   assert.throws(() => ca.issueFromCsr(buildCsr(p256()), { spiffeId: 'spiffe://cluster.local' }), { code: 'ZTM_CA' });
-  // P-384 and RSA-2048 workload keys are accepted.
+  // P-384, Ed25519 and RSA-2048 workload keys are accepted.
+  ca.issueFromCsr(buildCsr(generateKeyPairSync('ed25519').privateKey), { spiffeId: ID });
   ca.issueFromCsr(buildCsr(generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey), { spiffeId: ID });
   ca.issueFromCsr(buildCsr(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey), { spiffeId: ID });
 });
