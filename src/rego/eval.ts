@@ -458,7 +458,19 @@ export class Evaluator {
   evalRef(t: Term & { type: 'ref' }, f: Frame, k: KV): boolean {
     const h = t.head;
     if (h.type === 'var') {
-      if (h.name === 'data' && !f.vals.has('data')) return this.walkData(this.compiled.root, this.ctx.data, [], t.path, 0, f, k);
+      if (h.name === 'data' && !f.vals.has('data')) {
+        if (!this.ctx.overrides.length) {
+          // resolved once per reference: the rule node a constant prefix leads to
+          const tt = t as typeof t & { _leaf?: { node: RuleNode; i: number } | null };
+          let c = tt._leaf;
+          if (c === undefined) tt._leaf = c = resolveLeaf(this.compiled.root, t.path);
+          if (c) {
+            const v = this.ruleValue(c.node);
+            return v === undefined ? false : this.iter(v, t.path, c.i, f, k);
+          }
+        }
+        return this.walkData(this.compiled.root, this.ctx.data, [], t.path, 0, f, k);
+      }
       if (h.name === 'input' && !f.vals.has('input')) {
         const inp = this.ctx.input;
         if (inp === undefined) return false;
@@ -670,7 +682,7 @@ export class Evaluator {
     let resultLoc: Loc | undefined;
     for (const r of this.candidates(node)) {
       const f = new Frame();
-      const bodies: { value?: Term; body: Body }[] = [{ value: r.value, body: r.body }, ...r.elses];
+      const bodies = bodiesOf(r);
       for (const b of bodies) {
         let found = false;
         this.evalBody(b.body, 0, f, () => {
@@ -714,7 +726,7 @@ export class Evaluator {
   private evalObjectRules(node: RuleNode, obj: RObject): void {
     for (const r of node.objects) {
       const f = new Frame();
-      const bodies: { value?: Term; body: Body }[] = [{ value: r.value, body: r.body }, ...r.elses];
+      const bodies = bodiesOf(r);
       for (const b of bodies) {
         let found = false;
         this.evalBody(b.body, 0, f, () => {
@@ -844,7 +856,7 @@ export class Evaluator {
       const f = new Frame();
       const params = r.args!;
       if (params.length !== args.length) continue;
-      const bodies: { value?: Term; body: Body }[] = [{ value: r.value, body: r.body }, ...r.elses];
+      const bodies = bodiesOf(r);
       const bindArgs = (i: number, kk: K): boolean => (i === params.length ? kk() : this.unifyTV(params[i], args[i], f, () => bindArgs(i + 1, kk)));
       bindArgs(0, () => {
         for (const b of bodies) {
@@ -889,6 +901,24 @@ export class Evaluator {
 }
 
 const noLoc: Loc = { file: '', row: 0, col: 0 };
+
+function bodiesOf(r: CRule): { value?: Term; body: Body }[] {
+  const rr = r as CRule & { _bodies?: { value?: Term; body: Body }[] };
+  return (rr._bodies ??= [{ value: r.value, body: r.body }, ...r.elses]);
+}
+
+function resolveLeaf(root: RuleNode, path: Term[]): { node: RuleNode; i: number } | null {
+  let n = root;
+  for (let i = 0; i < path.length; i++) {
+    const p = path[i];
+    if (p.type !== 'scalar' || typeof p.value !== 'string') return null;
+    const ch = n.children.get(p.value);
+    if (!ch) return null;
+    n = ch;
+    if (n.isLeaf) return n.isFunc ? null : { node: n, i: i + 1 };
+  }
+  return null;
+}
 
 function isRoot(n: string): boolean {
   return n === 'input' || n === 'data';

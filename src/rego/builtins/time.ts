@@ -67,6 +67,20 @@ export function civil(ns: bigint, tz: string): Civil {
   const date = new Date(msn);
   let y: number, mo: number, d: number, h: number, mi: number, s: number, zone = 'UTC';
   let offset = 0;
+  if (tz === 'UTC' && msn >= -62135596800000) {
+    // fast path: arithmetic on the day number
+    const dayMs = 86400000;
+    const days = Math.floor(msn / dayMs);
+    const within = msn - days * dayMs;
+    y = date.getUTCFullYear();
+    mo = date.getUTCMonth() + 1;
+    d = date.getUTCDate();
+    h = Math.floor(within / 3600000);
+    mi = Math.floor((within % 3600000) / 60000);
+    s = Math.floor((within % 60000) / 1000);
+    const msWithin0 = ((msn % 1000) + 1000) % 1000;
+    return { y, mo, d, h, mi, s, ns: msWithin0 * 1000000 + frac, wday: (((days + 4) % 7) + 7) % 7, yday: y >= 100 ? Math.round((days * dayMs - Date.UTC(y, 0, 1)) / dayMs) + 1 : 0, offset: 0, zone: 'UTC' };
+  }
   if (tz === 'UTC') {
     y = date.getUTCFullYear();
     mo = date.getUTCMonth() + 1;
