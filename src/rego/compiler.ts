@@ -152,7 +152,7 @@ export class CompiledModules {
     });
     let kind: CRule['kind'];
     if (r.kind === 'func') kind = 'func';
-    else if (r.kind === 'set') kind = 'set';
+    else if (r.kind === 'set') kind = suffix.length ? 'object' : 'set';
     else kind = suffix.length ? 'object' : 'complete';
     const c: CRule = {
       rule: r,
@@ -690,6 +690,10 @@ function exprVarsInfo(e: Expr): { needs: Set<string>; binds: Set<string>; alt?: 
     }
   }
   for (const w of e.with) inputTerm(w.value);
+  if (e.type === 'term' && !(e.term.type === 'call' && (e.term.fn === 'eq' || e.term.fn === 'assign'))) {
+    // a var the expression itself binds (through a reference) is not a precondition
+    for (const v of binds) needs.delete(v);
+  }
   if (e.negated) {
     // everything in a negated expression must be bound, except wildcards
     for (const b of binds) if (!b.startsWith('$_')) needs.add(b);

@@ -438,6 +438,15 @@ export class Evaluator {
             return step(i + 1);
           }
           let any = false;
+          if ((p as { single?: boolean }).single) {
+            let got: Value | undefined;
+            this.evalTerm(p, f, (arr) => {
+              if (Array.isArray(arr) && arr.length) got = arr[0];
+              return true;
+            });
+            parts[i] = got === undefined ? '<undefined>' : typeof got === 'string' ? got : typeof got === 'bigint' || typeof got === 'number' ? formatNumber(got) : toRegoText(got);
+            return step(i + 1);
+          }
           const stop = this.evalTerm(p, f, (v) => {
             any = true;
             parts[i] = typeof v === 'string' ? v : typeof v === 'bigint' || typeof v === 'number' ? formatNumber(v) : toRegoText(v);
@@ -738,6 +747,10 @@ export class Evaluator {
                 insertNested(obj, keys, v, r.rule.loc);
                 return false;
               };
+              if (r.key) return this.evalTerm(r.key, f, (m) => {
+                insertSetMember(obj, keys, m, r.rule.loc);
+                return false;
+              });
               if (b.value === undefined) return put(true);
               return this.evalTerm(b.value, f, put);
             }
@@ -793,6 +806,17 @@ export class Evaluator {
     }
     const nargs = Math.min(arity, t.args.length);
     const args: Value[] = new Array(nargs);
+    // arguments that are still-unbound vars are evaluated last (other arguments may bind them)
+    let order: number[] | undefined;
+    for (let i = 0; i < nargs; i++) {
+      const a = t.args[i];
+      if (a.type === 'var' && !f.vals.has(a.name) && !isRoot(a.name)) {
+        order = [];
+        for (let j = 0; j < nargs; j++) if (!(t.args[j].type === 'var' && !f.vals.has((t.args[j] as { name: string }).name))) order.push(j);
+        for (let j = 0; j < nargs; j++) if (!order.includes(j)) order.push(j);
+        break;
+      }
+    }
     const finish = (result: Value | undefined): boolean => {
       if (result === undefined) return false;
       if (t.args.length > arity) {
@@ -808,8 +832,9 @@ export class Evaluator {
         if (userNode) return this.callUser(userNode, name, args.slice(), t, finish);
         return this.callBuiltin(bi!, name, args.slice(), t, finish);
       }
-      return this.evalTerm(t.args[i], f, (v) => {
-        args[i] = v;
+      const ai = order ? order[i] : i;
+      return this.evalTerm(t.args[ai], f, (v) => {
+        args[ai] = v;
         return step(i + 1);
       });
     };
@@ -975,6 +1000,27 @@ function setPath(base: Value | undefined, path: string[], v: Value): Value {
   if (base instanceof RObject) for (const [a, b] of base.entries()) obj.set(a, b);
   obj.set(path[0], setPath(base instanceof RObject ? base.get(path[0]) : undefined, path.slice(1), v));
   return obj;
+}
+
+function insertSetMember(obj: RObject, keys: Value[], m: Value, loc: Loc): void {
+  let cur = obj;
+  for (let i = 0; i < keys.length; i++) {
+    let nx = cur.get(keys[i]);
+    if (i === keys.length - 1) {
+      if (nx === undefined) {
+        nx = new RSet();
+        cur.set(keys[i], nx);
+      }
+      if (!(nx instanceof RSet)) throw new RegoEvalError('eval_conflict_error', 'object keys must be unique', loc);
+      nx.add(m);
+      return;
+    }
+    if (nx === undefined) {
+      nx = new RObject();
+      cur.set(keys[i], nx);
+    } else if (!(nx instanceof RObject)) throw new RegoEvalError('eval_conflict_error', 'object keys must be unique', loc);
+    cur = nx;
+  }
 }
 
 function insertNested(obj: RObject, keys: Value[], v: Value, loc: Loc): void {

@@ -117,7 +117,7 @@ export function tokenize(src: string, file: string): Token[] {
       let depth = 0;
       while (j < n) {
         const d = src[j];
-        if (q === '"' && d === '\\') {
+        if (d === '\\' && (q === '"' || src[j + 1] === '{' || src[j + 1] === '}')) {
           j += 2;
           continue;
         }

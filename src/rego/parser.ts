@@ -293,6 +293,20 @@ export class Parser {
     return body;
   }
 
+  /** A template `{...}` part: a term, possibly with `with` modifiers (wrapped as a one-element comprehension). */
+  parseTemplateExpr(): Term {
+    const e = this.parseExpr();
+    if (this.peek().type !== 'eof') this.fail('unexpected token after template expression');
+    if (e.type === 'term' && !e.negated && e.with.length === 0) return e.term;
+    const v: Term = { type: 'var', name: '__tpl__', loc: e.loc };
+    const inner: Expr =
+      e.type === 'term' && !e.negated
+        ? { ...e, term: { type: 'call', fn: 'eq', fnRef: mkVar('eq', e.loc), args: [v, e.term], loc: e.loc } }
+        : { ...e };
+    const comp = { type: 'arraycomp', head: e.type === 'term' && !e.negated ? v : ({ type: 'scalar', value: true, loc: e.loc } as Term), body: [inner], loc: e.loc, single: true };
+    return comp as Term;
+  }
+
   parseSingleTerm(): Term {
     const t = this.parseTermInfix();
     if (this.peek().type !== 'eof') this.fail('unexpected token after term');
@@ -623,13 +637,13 @@ export class Parser {
     // offset of template content in file for error positions
     while (i < src.length) {
       const c = src[i];
+      if (c === '\\' && (src[i + 1] === '{' || src[i + 1] === '}')) {
+        buf += src[i + 1];
+        i += 2;
+        continue;
+      }
       if (!t.raw && c === '\\') {
         const d = src[i + 1];
-        if (d === '{' || d === '}') {
-          buf += d;
-          i += 2;
-          continue;
-        }
         // standard JSON escape
         let j = i + 2;
         if (d === 'u') j = i + 6;
@@ -668,7 +682,7 @@ export class Parser {
         // adjust positions: best effort (use template token line)
         let term: Term;
         try {
-          term = sub.parseSingleTerm();
+          term = sub.parseTemplateExpr();
         } catch (e) {
           if (e instanceof RegoParseError) throw new RegoParseError(e.message, this.file, t.line, t.col);
           throw e;
