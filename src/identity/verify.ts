@@ -78,22 +78,22 @@ function toDers(chain: CertInput[] | string): Buffer[] {
 }
 
 /**
- * Positive results of CA-to-CA signature checks (intermediate signed by root or by
- * another intermediate). These links are the same on every handshake, so verifying
- * them once saves an ECDSA verification per peer. Leaf signatures are always checked.
+ * Positive results of signature checks (certificate signed by issuer key). A signature
+ * check is a pure function of the certificate's exact bytes and the issuer's key, so it
+ * is memoized under a hash of both; every other check (validity window, bundle
+ * membership, CA flags, SPIFFE rules) still runs on each call. This keeps the per-
+ * connection identity check cheap for peers seen before.
  */
-const caLinks = new Map<string, true>();
-const CA_LINKS_MAX = 512;
-function issuedBy(cert: ParsedCertificate, issuer: ParsedCertificate, certIsCa: boolean): boolean {
-  if (!certIsCa) return isIssuedBy(cert, issuer);
+const sigLinks = new Map<string, true>();
+const SIG_LINKS_MAX = 4096;
+function issuedBy(cert: ParsedCertificate, issuer: ParsedCertificate): boolean {
   if (!cert.issuer.equals(issuer.subject)) return false;
-  // Keyed by the whole certificate (TBS and signature) and the issuer's key.
   const key = createHash('sha256').update(cert.der).update(issuer.spki).digest('base64');
-  if (caLinks.has(key)) return true;
+  if (sigLinks.has(key)) return true;
   const ok = isIssuedBy(cert, issuer);
   if (ok) {
-    if (caLinks.size >= CA_LINKS_MAX) caLinks.delete(caLinks.keys().next().value as string);
-    caLinks.set(key, true);
+    if (sigLinks.size >= SIG_LINKS_MAX) sigLinks.delete(sigLinks.keys().next().value as string);
+    sigLinks.set(key, true);
   }
   return ok;
 }
@@ -164,15 +164,14 @@ export function verifySvidChain(chain: CertInput[] | string, bundles: BundleSour
   const path: ParsedCertificate[] = [leaf];
   let current = leaf;
   for (;;) {
-    const isCa = current !== leaf;
-    const root = bundle.x509Authorities.find((r) => issuedBy(current, r, isCa));
+    const root = bundle.x509Authorities.find((r) => issuedBy(current, r));
     if (root) {
       const rt = timeCheck(root, now, 'the root');
       if (rt) return rt;
       path.push(root);
       break;
     }
-    const idx = pool.findIndex((c) => issuedBy(current, c, isCa));
+    const idx = pool.findIndex((c) => issuedBy(current, c));
     if (idx < 0) {
       return reject('untrusted', `no root in the "${id.trustDomain}" bundle (nor a presented intermediate) issued ${current === leaf ? 'the leaf' : 'an intermediate'}`);
     }

@@ -68,3 +68,47 @@ test('peerIdentity on real TLS sockets: full handshake, resumed session, no clie
   if (!s3.r.ok) assert.equal(s3.r.reason, 'empty_certificate');
   await new Promise<void>((r) => server.close(() => r()));
 });
+
+test('TlsSessionIdentities: resumed client sessions keep the identity, re-verified against the current bundle', async () => {
+  const { TlsSessionIdentities } = await import('../../src/identity/tls-session.js');
+  const { root, ca } = makePki();
+  const bundles = BundleSet.of(TD, [root.der]);
+  const k = p256();
+  const srv = { key: k.export({ type: 'pkcs8', format: 'pem' }) as string, cert: ca.issueFromCsr(buildCsr(k), { spiffeId: 'spiffe://cluster.local/ns/a/sa/server' }).chainPem };
+  const ck = p256();
+  const cli = { key: ck.export({ type: 'pkcs8', format: 'pem' }) as string, cert: ca.issueFromCsr(buildCsr(ck), { spiffeId: 'spiffe://cluster.local/ns/a/sa/client' }).chainPem };
+  const server = tls.createServer({ ...srv, ca: toPem(root.der), requestCert: true, rejectUnauthorized: true }, (s) => s.end('ok'));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  const sessions = new TlsSessionIdentities();
+  const peerKey = `127.0.0.1:${port}`;
+  const connect = () =>
+    new Promise<{ reused: boolean; r: SvidVerifyResult }>((resolve, reject) => {
+      const offer = sessions.offer(peerKey);
+      const c = tls.connect({ host: '127.0.0.1', port, ...cli, ca: toPem(root.der), checkServerIdentity: () => undefined, session: offer?.session });
+      sessions.watch(c, peerKey);
+      let out: { reused: boolean; r: SvidVerifyResult } | undefined;
+      c.on('secureConnect', () => (out = { reused: c.isSessionReused(), r: sessions.identify(c, offer, bundles) }));
+      c.on('error', reject);
+      c.on('data', () => undefined);
+      c.on('end', () => c.end());
+      c.on('close', () => setTimeout(() => resolve(out!), 10));
+    });
+  const a = await connect();
+  assert.equal(a.reused, false);
+  assert.ok(a.r.ok);
+  const b = await connect();
+  assert.equal(b.reused, true);
+  assert.ok(b.r.ok && b.r.spiffeId === 'spiffe://cluster.local/ns/a/sa/server', 'identity survives resumption');
+  const c2 = await connect();
+  assert.equal(c2.reused, true, 'tickets from resumed sessions are kept too');
+  assert.ok(c2.r.ok);
+  // Retire the root: a resumed session no longer yields an identity.
+  const other = makePki();
+  bundles.addRoot(TD, other.root.der);
+  bundles.removeRoot(TD, root.der);
+  const d = await connect();
+  assert.equal(d.reused, true);
+  assert.equal(d.r.ok ? 'ok' : d.r.reason, 'untrusted');
+  await new Promise<void>((r) => server.close(() => r()));
+});

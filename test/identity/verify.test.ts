@@ -181,7 +181,7 @@ test('intermediate cache completes a leaf-only chain (server side of a resumed s
   assert.ok(verifySvidChain(leafOnly, bundles, Date.now(), { intermediateCache: cache }).ok);
 });
 
-test('the CA-link cache never accepts a tampered intermediate', () => {
+test('the signature memo never accepts a tampered intermediate or leaf', () => {
   const { root, inter, ca } = makePki();
   const bundles = BundleSet.of(TD, [root.der]);
   const svid = ca.issueFromCsr(buildCsr(p256()), { spiffeId: ID });
@@ -193,4 +193,10 @@ test('the CA-link cache never accepts a tampered intermediate', () => {
   const r = verifySvidChain([svid.certificate, forged], bundles);
   assert.equal(r.ok, false);
   if (!r.ok) assert.equal(r.reason, 'untrusted');
+  // Same for the leaf, whose verified signature is memoized too.
+  const forgedLeaf = Buffer.from(svid.certificate);
+  forgedLeaf[20] ^= 0x01;
+  const r2 = verifySvidChain([forgedLeaf, inter.der], bundles);
+  assert.equal(r2.ok ? 'ok' : r2.reason, 'untrusted');
+  assert.ok(verifySvidChain(svid.chain, bundles).ok);
 });
