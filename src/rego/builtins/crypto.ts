@@ -20,12 +20,14 @@ reg('crypto.hmac.equal', 2, (a) => {
 });
 
 // ---------- JWT ----------
-function b64u(fn: string, s: string): Buffer {
-  try {
-    return decodeBase64UrlStrict(s.replace(/=+$/, ''));
-  } catch (e) {
-    throw builtinErr(fn, `JWT ${(e as Error).message}`);
+/** Go's base64.RawURLEncoding (as OPA uses for JWTs): trailing '=' is tolerated, trailing bits are not checked. */
+function b64u(fn: string, s: string, what = 'JWT'): Buffer {
+  const t = s.replace(/=+$/, '');
+  for (let i = 0; i < t.length; i++) {
+    if (!/[A-Za-z0-9_-]/.test(t[i])) throw builtinErr(fn, `${what} had invalid encoding: illegal base64 data at input byte ${i}`);
   }
+  if (t.length % 4 === 1) throw builtinErr(fn, `${what} had invalid encoding: illegal base64 data at input byte ${t.length - 1}`);
+  return Buffer.from(t, 'base64url');
 }
 
 interface Parts {
@@ -38,6 +40,7 @@ interface Parts {
 
 function split(fn: string, token: string): string[] {
   const parts = token.split('.');
+  if (parts.length === 1) throw builtinErr(fn, 'encoded JWT had no period separators');
   if (parts.length !== 3) throw builtinErr(fn, `encoded JWT must have 3 sections, found ${parts.length}`);
   return parts;
 }
@@ -52,14 +55,15 @@ function parseJSONObj(fn: string, buf: Buffer, what: string): Value {
 
 function decodeParts(fn: string, token: string): Parts {
   const [h, p, s] = split(fn, token);
-  const header = parseJSONObj(fn, b64u(fn, h), 'header');
+  const header = parseJSONObj(fn, b64u(fn, h, 'JWT header'), 'header');
   if (!(header instanceof RObject)) throw builtinErr(fn, 'JWT header must be an object');
   if (header.has('enc')) throw builtinErr(fn, 'JWT is a JWE object, which is not supported');
-  const pbuf = b64u(fn, p);
+  const pbuf = b64u(fn, p, 'JWT payload');
   let payload: Value;
   const cty = header.getStr('cty');
   if (typeof cty === 'string' && cty.toUpperCase() === 'JWT') {
-    payload = pbuf.toString('utf8');
+    const txt = pbuf.toString('utf8');
+    payload = txt.startsWith('"') ? (JSON.parse(txt) as string) : txt;
   } else {
     payload = parseJSONObj(fn, pbuf, 'payload');
     if (!(payload instanceof RObject)) throw builtinErr(fn, 'JWT payload must be an object');
@@ -114,10 +118,12 @@ function publicKeys(fn: string, material: string): KeyObject[] {
     return out;
   }
   if (t.includes('-----BEGIN CERTIFICATE-----')) {
+    const end = t.indexOf('-----END CERTIFICATE-----');
+    if (end >= 0 && t.slice(end + '-----END CERTIFICATE-----'.length).trim() !== '') throw builtinErr(fn, 'extra data after a PEM certificate block');
     try {
       return [new X509Certificate(t).publicKey];
-    } catch (e) {
-      throw builtinErr(fn, `failed to parse a PEM certificate: ${(e as Error).message}`);
+    } catch {
+      throw builtinErr(fn, 'failed to extract a Key from the PEM certificate');
     }
   }
   if (t.includes('-----BEGIN')) {
@@ -157,7 +163,12 @@ function verifySig(alg: string, input: string, sig: Buffer, key: KeyObject | Buf
 
 function verifyWith(fn: string, alg: string, token: string, keyArg: string): boolean {
   const [h, p, s] = split(fn, token);
-  const sig = b64u(fn, s);
+  let sig: Buffer;
+  try {
+    sig = b64u(fn, s);
+  } catch {
+    return false;
+  }
   const input = `${h}.${p}`;
   const a = ALGS[alg];
   if (a.kind === 'hmac') return verifySig(alg, input, sig, Buffer.from(keyArg, 'utf8'));
@@ -221,6 +232,7 @@ reg('io.jwt.decode_verify', 2, (a, ctx) => {
   // verify the outermost signature
   const alg = parts.header.getStr('alg');
   if (typeof alg !== 'string' || !ALGS[alg]) return unverified;
+  if (parts.header.has('crit')) return unverified;
   if (wantAlg !== undefined && wantAlg !== alg) return unverified;
   let ok = false;
   if (ALGS[alg].kind === 'hmac') {
@@ -243,12 +255,12 @@ reg('io.jwt.decode_verify', 2, (a, ctx) => {
   const now = time ?? Number(ctx.nowNs);
   const exp = pl.getStr('exp');
   if (exp !== undefined) {
-    if (!isNumber(exp)) throw builtinErr(fn, 'exp claim must be a number');
+    if (!isNumber(exp)) throw builtinErr(fn, 'exp value must be a number');
     if (now / 1e9 >= toFloat(exp)) return unverified;
   }
   const nbf = pl.getStr('nbf');
   if (nbf !== undefined) {
-    if (!isNumber(nbf)) throw builtinErr(fn, 'nbf claim must be a number');
+    if (!isNumber(nbf)) throw builtinErr(fn, 'nbf value must be a number');
     if (now / 1e9 < toFloat(nbf)) return unverified;
   }
   if (iss !== undefined && pl.getStr('iss') !== iss) return unverified;

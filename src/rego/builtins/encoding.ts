@@ -182,9 +182,8 @@ reg('json.remove', 2, (args) => {
 function patchPath(p: Value): Value[] {
   if (typeof p === 'string') {
     if (p === '') return [];
-    if (!p.startsWith('/')) throw new Error('invalid path');
     return p
-      .slice(1)
+      .replace(/^\//, '')
       .split('/')
       .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
   }

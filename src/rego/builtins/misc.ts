@@ -1,7 +1,7 @@
 /** units.*, semver.*, uuid.* built-ins. */
 import { randomUUID } from 'node:crypto';
 import semver from 'semver';
-import { builtinErr } from '../errors.js';
+import { builtinErr, typeErr } from '../errors.js';
 import { num, RObject, type Value } from '../value.js';
 import { reg, str } from './registry.js';
 
@@ -44,7 +44,7 @@ const SI: Record<string, [bigint, number]> = {
 };
 
 function splitAmount(s: string): [string, string] {
-  const m = /^[+-]?(?:\d+\.?\d*|\.\d+|[\d.]+)(?:[eE][+-]?\d+)?/.exec(s);
+  const m = /^[+-]?[\d.]+(?:[eE][+-]?\d+)?/.exec(s);
   if (!m) return ['', s];
   return [m[0], s.slice(m[0].length)];
 }
@@ -109,15 +109,15 @@ reg('units.parse_bytes', 1, (a) => {
 });
 
 // ---------- semver ----------
-function sv(fn: string, s: string): semver.SemVer {
+function sv(fn: string, s: string, pos = 1): semver.SemVer {
   const v = semver.parse(s, { loose: false });
-  if (!v || s.startsWith('v')) throw builtinErr(fn, `operand 1: string ${JSON.stringify(s)} is not a valid SemVer`);
+  if (!v || s.startsWith('v')) throw builtinErr(fn, `operand ${pos}: string ${JSON.stringify(s)} is not a valid SemVer`);
   return v;
 }
 reg('semver.is_valid', 1, ([v]) => typeof v === 'string' && !v.startsWith('v') && semver.valid(v) !== null);
 reg('semver.compare', 2, (a) => {
   const x = sv('semver.compare', str('semver.compare', a, 0));
-  const y = sv('semver.compare', str('semver.compare', a, 1));
+  const y = sv('semver.compare', str('semver.compare', a, 1), 2);
   return BigInt(semver.compare(x, y));
 });
 
@@ -149,7 +149,6 @@ reg('uuid.parse', 1, (a) => {
     let timeLow = BigInt(b.readUInt32BE(0));
     const timeMid = BigInt(b.readUInt16BE(4));
     const timeHi = BigInt(b.readUInt16BE(6) & 0x0fff);
-    if (version === 2) timeLow = 0n;
     const t100 = (timeHi << 48n) | (timeMid << 32n) | timeLow;
     const unixNs = (t100 - 122192928000000000n) * 100n;
     out.set('time', unixNs);
@@ -175,10 +174,10 @@ const HTTP_KEYS = new Set([
   'cache', 'force_cache', 'force_cache_duration_seconds', 'raise_error', 'caching_mode', 'max_retry_attempts', 'cache_ignored_headers',
 ]);
 reg('http.send', 1, ([req]) => {
-  if (!(req instanceof RObject)) throw builtinErr('http.send', 'operand 1 must be object');
+  if (!(req instanceof RObject)) throw typeErr('http.send', 'operand 1 must be object');
   const bad = req.keys().filter((k) => typeof k !== 'string' || !HTTP_KEYS.has(k));
-  if (bad.length) throw builtinErr('http.send', `invalid request parameters(s): {${bad.map((k) => JSON.stringify(k)).join(', ')}}`);
+  if (bad.length) throw typeErr('http.send', `invalid request parameters(s): {${bad.map((k) => JSON.stringify(k)).join(', ')}}`);
   const missing = ['method', 'url'].filter((k) => !req.has(k));
-  if (missing.length) throw builtinErr('http.send', `missing required request parameters(s): {${missing.map((k) => JSON.stringify(k)).join(', ')}}`);
+  if (missing.length) throw typeErr('http.send', `missing required request parameters(s): {${missing.map((k) => JSON.stringify(k)).join(', ')}}`);
   throw builtinErr('http.send', 'network access is not available in this engine (mock http.send with `with`)');
 });

@@ -164,7 +164,7 @@ function entries(fn: string, v: Value, pos: number): [Value, string][] {
   const val = (x: Value): string => {
     if (typeof x === 'string') return x;
     if (Array.isArray(x) && typeof x[0] === 'string') return x[0];
-    throw typeErr(fn, `operand ${pos} must be one of {string, array, set, object} containing strings or arrays with a leading string but got ${typeName(x)}`);
+    throw builtinErr(fn, `operand ${pos}: element must be string or non-empty array`);
   };
   if (typeof v === 'string') return [[v, v]];
   if (Array.isArray(v)) return v.map((x, i) => [BigInt(i), val(x)]);
@@ -200,7 +200,7 @@ reg('net.cidr_merge', 1, (args) => {
     const c = parseCidr(x);
     if (c) return c;
     const a = parseAddr(x);
-    if (!a) throw builtinErr(fn, `IPv${x.includes(':') ? '6' : '4'} invalid: needs prefix length`);
+    if (!a || a.v6) throw builtinErr(fn, `IPv${x.includes(':') ? '6' : '4'} invalid: needs prefix length`);
     return { v6: a.v6, base: a.n, bits: width(a), ip: a.n };
   });
   const out: string[] = [];
