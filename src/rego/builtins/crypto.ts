@@ -117,20 +117,22 @@ function publicKeys(fn: string, material: string): KeyObject[] {
     if (!out.length) throw builtinErr(fn, 'failed to parse a JWK key (set)');
     return out;
   }
-  if (t.includes('-----BEGIN CERTIFICATE-----')) {
-    const end = t.indexOf('-----END CERTIFICATE-----');
-    if (end >= 0 && t.slice(end + '-----END CERTIFICATE-----'.length).trim() !== '') throw builtinErr(fn, 'extra data after a PEM certificate block');
-    try {
-      return [new X509Certificate(t).publicKey];
-    } catch {
-      throw builtinErr(fn, 'failed to extract a Key from the PEM certificate');
-    }
-  }
   if (t.includes('-----BEGIN')) {
+    const m = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/.exec(t);
+    if (!m) throw builtinErr(fn, 'failed to extract a Key from the PEM certificate');
+    const rest = t.slice(m.index + m[0].length).trim();
+    if (rest !== '') throw builtinErr(fn, `extra data after a PEM ${m[1] === 'CERTIFICATE' ? 'certificate' : 'key'} block`);
+    if (m[1] === 'CERTIFICATE') {
+      try {
+        return [new X509Certificate(m[0]).publicKey];
+      } catch {
+        throw builtinErr(fn, 'failed to parse a PEM certificate');
+      }
+    }
     try {
-      return [createPublicKey(t)];
-    } catch (e) {
-      throw builtinErr(fn, `failed to parse a PEM public key: ${(e as Error).message}`);
+      return [createPublicKey(m[0])];
+    } catch {
+      throw builtinErr(fn, 'failed to parse a PEM public key');
     }
   }
   throw builtinErr(fn, 'failed to find a PEM block containing a public key or certificate');

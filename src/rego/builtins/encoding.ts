@@ -195,7 +195,7 @@ function getAt(doc: Value, path: Value[]): Value | undefined {
   for (const k of path) {
     if (cur === undefined) return undefined;
     if (Array.isArray(cur)) {
-      const i = typeof k === 'string' && /^\d+$/.test(k) ? parseInt(k, 10) : isNumber(k) ? Number(k) : -1;
+      const i = typeof k === 'string' && /^(0|[1-9]\d*)$/.test(k) ? parseInt(k, 10) : isNumber(k) ? Number(k) : -1;
       cur = i >= 0 && i < cur.length ? cur[i] : undefined;
     } else if (cur instanceof RObject) cur = cur.get(k);
     else if (cur instanceof RSet) cur = cur.has(k) ? k : undefined;
@@ -228,7 +228,7 @@ function setAt(doc: Value, path: Value[], v: Value | undefined, mode: 'add' | 'r
     const out = doc.slice();
     let i: number;
     if (k === '-' && rest.length === 0 && mode === 'add') i = out.length;
-    else if (typeof k === 'string' && /^\d+$/.test(k)) i = parseInt(k, 10);
+    else if (typeof k === 'string' && /^(0|[1-9]\d*)$/.test(k)) i = parseInt(k, 10);
     else if (isNumber(k)) i = Number(k);
     else throw new Error('invalid array index');
     if (rest.length === 0) {
@@ -252,10 +252,16 @@ function setAt(doc: Value, path: Value[], v: Value | undefined, mode: 'add' | 'r
       if (mode === 'remove') {
         if (!out.has(k)) throw new Error('path not found');
         out.delete(k);
-      } else out.add(v!);
+      } else {
+        if (!equal(k, v!)) throw new Error('set element must equal its key');
+        out.add(v!);
+      }
       return out;
     }
-    throw new Error('cannot patch inside set element');
+    if (!out.has(k)) throw new Error('path not found');
+    out.delete(k);
+    out.add(setAt(k, rest, v, mode));
+    return out;
   }
   throw new Error('path not found');
 }
@@ -292,7 +298,8 @@ reg('json.patch', 2, (args) => {
         }
         case 'test': {
           const v = getAt(doc, p);
-          if (v === undefined || !equal(v, op.getStr('value') ?? null)) return undefined;
+          const want = op.getStr('value');
+          if (want === undefined || v === undefined || !equal(v, want)) return undefined;
           break;
         }
         default:
