@@ -200,3 +200,20 @@ test('the signature memo never accepts a tampered intermediate or leaf', () => {
   assert.equal(r2.ok ? 'ok' : r2.reason, 'untrusted');
   assert.ok(verifySvidChain(svid.chain, bundles).ok);
 });
+
+test('federation: a partner trust domain verifies against its own bundle only', () => {
+  const ours = makePki(TD);
+  const partner = makePki('partner.example');
+  const set = BundleSet.of(TD, [ours.root.der]);
+  const partnerLeaf = partner.ca.issueFromCsr(buildCsr(p256()), { spiffeId: 'spiffe://partner.example/ns/shop/sa/api' });
+  const before = verifySvidChain(partnerLeaf.chain, set);
+  assert.equal(before.ok ? 'ok' : before.reason, 'wrong_trust_domain');
+  set.setSpiffeBundle('partner.example', BundleSet.of('partner.example', [partner.root.der]).toSpiffeBundle('partner.example'));
+  const after = verifySvidChain(partnerLeaf.chain, set);
+  assert.ok(after.ok && after.id.trustDomain === 'partner.example');
+  const r = verifySvidChain(partnerLeaf.chain, set, Date.now(), { expectedTrustDomain: TD });
+  assert.equal(r.ok ? 'ok' : r.reason, 'wrong_trust_domain');
+  // Our own workloads are unaffected, and an older bundle sequence is refused.
+  assert.ok(verifySvidChain(ours.ca.issueFromCsr(buildCsr(p256()), { spiffeId: ID }).chain, set).ok);
+  assert.throws(() => set.setBundle({ ...set.getBundle('partner.example')!, sequence: 0 }), { code: 'ZTM_SVID_INVALID' });
+});
