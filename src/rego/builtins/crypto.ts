@@ -129,6 +129,7 @@ function publicKeys(fn: string, material: string): KeyObject[] {
         throw builtinErr(fn, 'failed to parse a PEM certificate');
       }
     }
+    if (!/PUBLIC KEY$/.test(m[1])) throw builtinErr(fn, 'failed to extract a Key from the PEM certificate');
     try {
       return [createPublicKey(m[0])];
     } catch {
