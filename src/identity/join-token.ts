@@ -4,7 +4,7 @@
  * is stored (JSON file, atomic writes), looked up by id and compared in constant time.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { mkdir, readFile, open, unlink } from 'node:fs/promises';
+import { mkdir, readFile, open, unlink, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { ZtmError } from '../errors.js';
 import { parseTrustDomain, spiffeIdFromParts } from './spiffe-id.js';
@@ -85,7 +85,14 @@ export class JsonFileTokenBackend implements TokenBackend {
           await h.close();
           break;
         } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || i > 200) throw e;
+          if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+          // A lock older than 30 s was left by a crashed writer: break it.
+          const age = await stat(lock).then((st) => Date.now() - st.mtimeMs, () => 0);
+          if (age > 30_000) {
+            await unlink(lock).catch(() => undefined);
+            continue;
+          }
+          if (i > 500) throw new ZtmError('ZTM_TOKEN_INVALID', `the join token store is locked (${lock}); remove the file if no ztmesh process is running`);
           await new Promise((r) => setTimeout(r, 10));
         }
       }

@@ -96,3 +96,15 @@ test('bootstrap: CSR + join token → SVID for the bound identity; renewal with 
   );
   assert.throws(() => authority.renewWithSvid({ csr: buildCsr(p256()), currentChain: [], bundles }), { code: 'ZTM_SVID_INVALID' });
 });
+
+test('a stale lock file left by a crashed writer is broken', async () => {
+  const { writeFileSync, utimesSync } = await import('node:fs');
+  const dir = tmpDir();
+  const lock = tokenStorePath(dir) + '.lock';
+  writeFileSync(lock, '');
+  const old = new Date(Date.now() - 60_000);
+  utimesSync(lock, old, old);
+  const store = JoinTokenStore.inDataDir(dir);
+  const t = await store.create({ namespace: 'a', serviceAccount: 'b' });
+  assert.equal((await store.consume(t.token)).namespace, 'a');
+});
