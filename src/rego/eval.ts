@@ -53,6 +53,8 @@ export interface EvalOptions {
 export class Evaluator {
   private ctx: Ctx;
   readonly strict: boolean;
+  /** Built-in errors recorded in strict mode (the first one is raised after evaluation). */
+  readonly builtinErrors: RegoEvalError[] = [];
   readonly bctx: BuiltinCtx;
   constructor(
     readonly compiled: CompiledModules,
@@ -861,11 +863,13 @@ export class Evaluator {
       r = bi.fn(args, this.bctx, this);
     } catch (e) {
       if (e instanceof BuiltinError) {
-        if (this.strict || e.halt) throw new RegoEvalError(e.kind, e.message, t.loc);
+        if (e.halt) throw new RegoEvalError(e.kind, e.message, t.loc);
+        // strict mode: like OPA, record the error, treat the call as undefined and report it at the end
+        if (this.strict) this.builtinErrors.push(new RegoEvalError(e.kind, e.message, t.loc));
         return false;
       }
       if (e instanceof RegoEvalError) throw e;
-      if (this.strict) throw new RegoEvalError('eval_builtin_error', `${name}: ${(e as Error).message}`, t.loc);
+      if (this.strict) this.builtinErrors.push(new RegoEvalError('eval_builtin_error', `${name}: ${(e as Error).message}`, t.loc));
       return false;
     }
     if (bi.relation) {

@@ -91,6 +91,7 @@ export class CompiledPolicy {
       out.push({ bindings, expressions });
       return false;
     });
+    if (ev.builtinErrors.length) throw ev.builtinErrors[0];
     return out;
   }
 
@@ -118,6 +119,7 @@ export class CompiledPolicy {
       out = v;
       return true;
     });
+    if (ev.builtinErrors.length) throw ev.builtinErrors[0];
     return out;
   }
 

@@ -122,6 +122,7 @@ export function runCase(c: Case): CaseOutcome {
       rs.push(b);
       return false;
     });
+    if (ev.builtinErrors.length) err = ev.builtinErrors[0];
   } catch (e) {
     err = e;
     rs = [];
