@@ -588,7 +588,7 @@ function isBareVarIn(t: Term, v: string): boolean {
   return t.type === 'var' && t.name === v;
 }
 
-function exprVarsInfo(e: Expr): { needs: Set<string>; binds: Set<string>; alt?: [Set<string>, Set<string>] } {
+export function exprVarsInfo(e: Expr): { needs: Set<string>; binds: Set<string>; alt?: [Set<string>, Set<string>] } {
   const needs = new Set<string>();
   const binds = new Set<string>();
   let alt: [Set<string>, Set<string>] | undefined;

@@ -13,6 +13,8 @@ import { fromJSON, toJSON, type Value } from './value.js';
 import type { Module } from './ast.js';
 
 export { RegoEvalError, BuiltinError } from './errors.js';
+export { RegoCompileError, checkCompiled, type CompileIssue } from './checks.js';
+import { checkCompiled, RegoCompileError } from './checks.js';
 export { RegoParseError } from './lexer.js';
 export { parseModule, parseQuery, parseTerm } from './parser.js';
 export * from './value.js';
@@ -199,10 +201,15 @@ function exprValue(ev: Evaluator, e: Body[number], f: Frame): Value {
 }
 
 /** Parse and compile modules: `{ 'file.rego': source }`. */
-export function compileModules(sources: Record<string, string>, opts: CompileOptions = {}): CompiledPolicy {
+export function compileModules(sources: Record<string, string>, opts: CompileOptions & { strict?: boolean; skipChecks?: boolean } = {}): CompiledPolicy {
   const mods: Module[] = [];
   for (const [file, src] of Object.entries(sources)) mods.push(...parseModule(src, file));
-  return new CompiledPolicy(new CompiledModules(mods, opts));
+  const compiled = new CompiledModules(mods, opts);
+  if (!opts.skipChecks) {
+    const issues = checkCompiled(compiled, { strict: opts.strict });
+    if (issues.length) throw new RegoCompileError(issues);
+  }
+  return new CompiledPolicy(compiled);
 }
 
 export type { CompileOptions };

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compileModules, RegoEvalError, toJSON, type CompiledPolicy } from '../../src/rego/index.js';
+import { compileModules, RegoCompileError, RegoEvalError, toJSON, type CompiledPolicy } from '../../src/rego/index.js';
 
 function pol(src: string): CompiledPolicy {
   return compileModules({ 'p.rego': src });
@@ -170,4 +170,31 @@ test('indexed and unindexed rule sets agree', () => {
     assert.equal(a.evalPath('big.allow', { input }), b.evalPath('big.allow', { input }), JSON.stringify(input));
   }
   assert.equal(a.evalPath('big.allow', { input: { path: '/p/7', method: 'GET' } }), true);
+});
+
+function compileIssue(src: string, strict = false): string {
+  try {
+    compileModules({ 'm.rego': src }, { strict });
+  } catch (e) {
+    assert.ok(e instanceof RegoCompileError, String(e));
+    assert.equal(e.code, 'ZTM_REGO_COMPILE');
+    return e.message;
+  }
+  return '';
+}
+
+test('compile checks: undefined functions, arity, unsafe vars, recursion', () => {
+  assert.equal(compileIssue('package a\np if foo(1)\n'), 'm.rego:2: rego_type_error: undefined function foo');
+  assert.match(compileIssue('package a\np if count(1, 2, 3)\n'), /rego_type_error: count: too many arguments/);
+  assert.equal(compileIssue('package a\np if { x > 1 }\n'), 'm.rego:2: rego_unsafe_var_error: var x is unsafe');
+  assert.equal(compileIssue('package a\np := y if { input.x }\n'), 'm.rego:2: rego_unsafe_var_error: var y is unsafe');
+  assert.match(compileIssue('package a\np if q\nq if p\n'), /rego_recursion_error: rule data\.a\.p is recursive: data\.a\.p -> data\.a\.q -> data\.a\.p/);
+  assert.equal(compileIssue('package a\nimport rego.v1\np if { some x in input.xs; x > 1 }\n'), '');
+});
+
+test('strict mode: unused imports and assignments, deprecated built-ins', () => {
+  assert.equal(compileIssue('package a\nimport data.foo\np := 1\n'), '');
+  assert.equal(compileIssue('package a\nimport data.foo\np := 1\n', true), 'm.rego:2: rego_compile_error: import data.foo unused');
+  assert.equal(compileIssue('package a\np if { x := 1; true }\n', true), 'm.rego:2: rego_compile_error: assigned var x unused');
+  assert.match(compileIssue('package a\np if re_match("a", "a")\n', true), /deprecated built-in function calls in expression: re_match/);
 });

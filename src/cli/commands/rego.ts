@@ -78,8 +78,8 @@ export function loadRegoPaths(paths: string[]): Loaded {
   return { sources, data };
 }
 
-function compile(sources: Record<string, string>): CompiledPolicy {
-  return compileModules(sources);
+function compile(sources: Record<string, string>, strict = false): CompiledPolicy {
+  return compileModules(sources, { strict });
 }
 
 function readInput(file: string | undefined): Value | undefined {
@@ -107,10 +107,11 @@ export function registerRego(program: Command, ctx: CliContext): void {
     .option('-d, --data <path>', '.rego / .json / .yaml file or directory (repeatable)', collect, [] as string[])
     .option('-i, --input <file>', 'input document (JSON or YAML; - for stdin)')
     .option('--strict-builtin-errors', 'treat built-in errors as fatal')
+    .option('--strict', 'enable strict-mode compile checks (unused imports and assignments, deprecated built-ins)')
     .option('--fail', 'exit 1 when the result is undefined')
-    .action((query: string, o: { data: string[]; input?: string; strictBuiltinErrors?: boolean; fail?: boolean }) => {
+    .action((query: string, o: { data: string[]; input?: string; strictBuiltinErrors?: boolean; strict?: boolean; fail?: boolean }) => {
       const { sources, data } = loadRegoPaths(o.data);
-      const policy = compile(sources);
+      const policy = compile(sources, o.strict);
       const input = readInput(o.input);
       let out: Value;
       try {
@@ -151,9 +152,10 @@ export function registerRego(program: Command, ctx: CliContext): void {
     .argument('<paths...>', 'directories or files with .rego modules (and JSON/YAML data)')
     .option('-v, --verbose', 'also print passing tests (default prints every result)')
     .option('-r, --run <regex>', 'only run tests whose name matches')
-    .action((paths: string[], o: { run?: string }) => {
+    .option('--strict', 'enable strict-mode compile checks')
+    .action((paths: string[], o: { run?: string; strict?: boolean }) => {
       const { sources, data } = loadRegoPaths(paths);
-      const policy = compile(sources);
+      const policy = compile(sources, o.strict);
       const re = o.run ? new RegExp(o.run) : undefined;
       let pass = 0;
       let fail = 0;
