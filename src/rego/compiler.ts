@@ -6,6 +6,7 @@
 import type { Body, Expr, Module, Rule, Term } from './ast.js';
 import { ZtmError } from '../errors.js';
 import { BUILTINS } from './builtins/index.js';
+import { globToRegExp } from './builtins/strings.js';
 import { parseModule } from './parser.js';
 import { keyOf, type Value } from './value.js';
 
@@ -26,6 +27,8 @@ export interface CRule {
   constValue: boolean;
   /** For indexing: equality conditions `ref == const` in the body. */
   eqConds?: Map<string, Value>;
+  /** For indexing: `glob.match(const, const, input.ref)` conditions in the body. */
+  globConds?: { ref: Term; refKey: string; re: RegExp }[];
   file: string;
 }
 
@@ -37,6 +40,8 @@ export class RuleNode {
   objects: CRule[] = [];
   funcs: CRule[] = [];
   index?: RuleIndex;
+  /** Some definitions have constant glob conditions that can pre-filter candidates. */
+  globFilter = false;
   isFunc = false;
   constructor(readonly path: string[]) {}
   get isLeaf(): boolean {
@@ -192,7 +197,10 @@ export class CompiledModules {
   }
 
   private buildIndexes(node: RuleNode): void {
-    if (node.complete.length >= 4) node.index = buildIndex(node.complete);
+    if (node.complete.length >= 4) {
+      node.index = buildIndex(node.complete);
+      node.globFilter = buildGlobConds(node.complete);
+    }
     for (const c of node.children.values()) this.buildIndexes(c);
   }
 
@@ -867,6 +875,37 @@ function buildIndex(rules: CRule[]): RuleIndex | undefined {
     }
   }
   return { ref: best.ref, refKey: best.key, buckets, rest };
+}
+
+/** Collect `glob.match("pattern", ["delims"] | null, input.ref)` conditions. */
+function buildGlobConds(rules: CRule[]): boolean {
+  let any = false;
+  for (const r of rules) {
+    for (const e of r.body) {
+      if (e.type !== 'term' || e.negated || e.with.length) continue;
+      const t = e.term;
+      if (t.type !== 'call' || t.fn !== 'glob.match' || t.args.length !== 3) continue;
+      const [pat, dl, ref] = t.args;
+      if (pat.type !== 'scalar' || typeof pat.value !== 'string' || ref.type !== 'ref') continue;
+      let delims: string[] | null;
+      if (dl.type === 'scalar' && dl.value === null) delims = null;
+      else if (dl.type === 'array' && dl.items.every((x) => x.type === 'scalar' && typeof x.value === 'string')) {
+        delims = dl.items.map((x) => (x as { value: string }).value);
+        if (!delims.length) delims = ['.'];
+      } else continue;
+      const name = refName(ref);
+      if (!name || !name.startsWith('input.')) continue;
+      let re: RegExp;
+      try {
+        re = globToRegExp(pat.value, delims);
+      } catch {
+        continue;
+      }
+      (r.globConds ??= []).push({ ref, refKey: name, re });
+      any = true;
+    }
+  }
+  return any;
 }
 
 // ---------------- entry ----------------

@@ -38,6 +38,8 @@ interface Ctx {
   cache: Map<RuleNode, Value | null>;
   objCache: Map<RuleNode, Value | null>;
   inProgress: Set<RuleNode>;
+  /** Unique per context: rule values are cached on the nodes, tagged with it. */
+  gen: number;
 }
 
 export interface EvalOptions {
@@ -68,6 +70,7 @@ export class Evaluator {
       cache: new Map(),
       objCache: new Map(),
       inProgress: new Set(),
+      gen: ++genCounter,
     };
     this.strict = !!opts.strictBuiltinErrors;
     this.bctx = {
@@ -187,6 +190,7 @@ export class Evaluator {
       cache: new Map(),
       objCache: new Map(),
       inProgress: new Set(),
+      gen: ++genCounter,
     };
     e.with.forEach((w, i) => {
       const t = w.target;
@@ -648,10 +652,12 @@ export class Evaluator {
 
   // ---------------- rules ----------------
   ruleValue(node: RuleNode): Value | undefined {
-    const c = this.ctx.cache.get(node);
-    if (c !== undefined) return c === null ? undefined : c;
-    if (this.ctx.inProgress.has(node)) throw new RegoEvalError('rego_recursion_error', `rule data.${node.path.join('.')} is recursive`);
-    this.ctx.inProgress.add(node);
+    const gen = this.ctx.gen;
+    const n = node as RuleNode & NodeCache;
+    if (n._cGen === gen) return n._cVal ?? undefined;
+    if (n._busy === gen) throw new RegoEvalError('rego_recursion_error', `rule data.${node.path.join('.')} is recursive`);
+    const prevBusy = n._busy;
+    n._busy = gen;
     let v: Value | undefined;
     try {
       if (node.sets.length) v = this.evalSetRules(node);
@@ -660,32 +666,70 @@ export class Evaluator {
         this.evalObjectRules(node, v);
       }
     } finally {
-      this.ctx.inProgress.delete(node);
+      n._busy = prevBusy;
     }
-    this.ctx.cache.set(node, v === undefined ? null : v);
+    n._cGen = gen;
+    n._cVal = v === undefined ? null : v;
     return v;
   }
 
   private candidates(node: RuleNode): CRule[] {
+    let cands = node.complete;
     const idx = node.index;
-    if (!idx) return node.complete;
-    let val: Value | undefined;
-    const f = new Frame();
-    try {
-      this.evalTerm(idx.ref, f, (v) => {
-        val = v;
-        return true;
-      });
-    } catch {
-      return node.complete;
+    if (idx) {
+      let val: Value | undefined;
+      let failed = false;
+      try {
+        this.evalTerm(idx.ref, new Frame(), (v) => {
+          val = v;
+          return true;
+        });
+      } catch {
+        failed = true;
+      }
+      if (!failed) {
+        if (val === undefined) cands = idx.rest;
+        else {
+          const b = idx.buckets.get(keyOf(val));
+          if (!b) cands = idx.rest;
+          else if (!idx.rest.length) cands = b;
+          else {
+            // keep definition order
+            const set = new Set([...b, ...idx.rest]);
+            cands = node.complete.filter((r) => set.has(r));
+          }
+        }
+      }
     }
-    if (val === undefined) return idx.rest;
-    const b = idx.buckets.get(keyOf(val));
-    if (!b) return idx.rest;
-    if (!idx.rest.length) return b;
-    // keep definition order
-    const set = new Set([...b, ...idx.rest]);
-    return node.complete.filter((r) => set.has(r));
+    if (node.globFilter) cands = this.globFilter(cands);
+    return cands;
+  }
+
+  /** Drop definitions whose constant glob condition cannot match (only when the input is a string). */
+  private globFilter(rules: CRule[]): CRule[] {
+    const vals = new Map<string, Value | undefined>();
+    const get = (ref: Term, key: string): Value | undefined => {
+      if (vals.has(key)) return vals.get(key);
+      let v: Value | undefined;
+      try {
+        this.evalTerm(ref, new Frame(), (x) => {
+          v = x;
+          return true;
+        });
+      } catch {
+        v = undefined;
+      }
+      vals.set(key, v);
+      return v;
+    };
+    return rules.filter((r) => {
+      if (!r.globConds) return true;
+      for (const g of r.globConds) {
+        const v = get(g.ref, g.refKey);
+        if (typeof v === 'string' && !g.re.test(v)) return false;
+      }
+      return true;
+    });
   }
 
   private evalCompleteRules(node: RuleNode): Value | undefined {
@@ -780,7 +824,12 @@ export class Evaluator {
     }
     let arity: number;
     let userNode: RuleNode | undefined;
-    const bi = BUILTINS.get(name);
+    const tc = t as typeof t & { _bi?: ReturnType<typeof BUILTINS.get> | null; _varArgs?: boolean };
+    let bi: ReturnType<typeof BUILTINS.get>;
+    if (name === t.fn) {
+      if (tc._bi === undefined) tc._bi = BUILTINS.get(name) ?? null;
+      bi = tc._bi ?? undefined;
+    } else bi = BUILTINS.get(name);
     if (name.startsWith('data.')) {
       userNode = this.compiled.funcPaths.get(name);
       if (!userNode) {
@@ -810,7 +859,8 @@ export class Evaluator {
     const args: Value[] = new Array(nargs);
     // arguments that are still-unbound vars are evaluated last (other arguments may bind them)
     let order: number[] | undefined;
-    for (let i = 0; i < nargs; i++) {
+    if (tc._varArgs === undefined) tc._varArgs = t.args.some((a) => a.type === 'var');
+    if (tc._varArgs) for (let i = 0; i < nargs; i++) {
       const a = t.args[i];
       if (a.type === 'var' && !f.vals.has(a.name) && !isRoot(a.name)) {
         order = [];
@@ -846,7 +896,7 @@ export class Evaluator {
   /** Run a mock replacement with function mocks disabled (a mock calling the original gets the original). */
   private withoutMocks(run: () => boolean): boolean {
     const saved = this.ctx;
-    const inner: Ctx = { ...saved, fnOverrides: new Map(), cache: new Map(), objCache: new Map(), inProgress: new Set() };
+    const inner: Ctx = { ...saved, fnOverrides: new Map(), cache: new Map(), objCache: new Map(), inProgress: new Set(), gen: ++genCounter };
     let results: (() => boolean) | undefined;
     void results;
     this.ctx = inner;
@@ -930,6 +980,15 @@ export class Evaluator {
 }
 
 const noLoc: Loc = { file: '', row: 0, col: 0 };
+
+let genCounter = 0;
+
+/** Per-node rule value cache, valid for one evaluation context (`gen`). */
+interface NodeCache {
+  _cGen?: number;
+  _cVal?: Value | null;
+  _busy?: number;
+}
 
 function bodiesOf(r: CRule): { value?: Term; body: Body }[] {
   const rr = r as CRule & { _bodies?: { value?: Term; body: Body }[] };
