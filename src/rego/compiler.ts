@@ -28,7 +28,9 @@ export interface CRule {
   /** For indexing: equality conditions `ref == const` in the body. */
   eqConds?: Map<string, Value>;
   /** For indexing: `glob.match(const, const, input.ref)` conditions in the body. */
-  globConds?: { ref: Term; refKey: string; re: RegExp }[];
+  globConds?: { ref: Term; refKey: string; re: RegExp; prefix: string }[];
+  /** Position among the node's complete definitions (set when indexed). */
+  pos?: number;
   file: string;
 }
 
@@ -42,6 +44,8 @@ export class RuleNode {
   index?: RuleIndex;
   /** Some definitions have constant glob conditions that can pre-filter candidates. */
   globFilter = false;
+  /** Definitions bucketed by the literal prefix of a glob pattern on one input reference. */
+  globIndex?: GlobIndex;
   isFunc = false;
   constructor(readonly path: string[]) {}
   get isLeaf(): boolean {
@@ -59,6 +63,15 @@ export interface RuleIndex {
   ref: Term;
   refKey: string;
   buckets: Map<string, CRule[]>;
+  rest: CRule[];
+}
+
+export interface GlobIndex {
+  ref: Term;
+  refKey: string;
+  byPrefix: Map<string, CRule[]>;
+  /** Distinct prefix lengths, for lookups of value.slice(0, n). */
+  lengths: number[];
   rest: CRule[];
 }
 
@@ -198,8 +211,10 @@ export class CompiledModules {
 
   private buildIndexes(node: RuleNode): void {
     if (node.complete.length >= 4) {
+      node.complete.forEach((r, i) => (r.pos = i));
       node.index = buildIndex(node.complete);
       node.globFilter = buildGlobConds(node.complete);
+      if (node.globFilter) node.globIndex = buildGlobIndex(node.complete);
     }
     for (const c of node.children.values()) this.buildIndexes(c);
   }
@@ -901,11 +916,49 @@ function buildGlobConds(rules: CRule[]): boolean {
       } catch {
         continue;
       }
-      (r.globConds ??= []).push({ ref, refKey: name, re });
+      (r.globConds ??= []).push({ ref, refKey: name, re, prefix: literalPrefix(pat.value) });
       any = true;
     }
   }
   return any;
+}
+
+/** Characters of a glob pattern before its first special character. */
+function literalPrefix(p: string): string {
+  let i = 0;
+  while (i < p.length && !'*?[{\\'.includes(p[i])) i++;
+  return p.slice(0, i);
+}
+
+function buildGlobIndex(rules: CRule[]): GlobIndex | undefined {
+  const counts = new Map<string, { ref: Term; n: number }>();
+  for (const r of rules) {
+    const seen = new Set<string>();
+    for (const g of r.globConds ?? []) {
+      if (seen.has(g.refKey)) continue;
+      seen.add(g.refKey);
+      const c = counts.get(g.refKey);
+      if (c) c.n++;
+      else counts.set(g.refKey, { ref: g.ref, n: 1 });
+    }
+  }
+  let best: { key: string; ref: Term; n: number } | undefined;
+  for (const [k, c] of counts) if (!best || c.n > best.n) best = { key: k, ref: c.ref, n: c.n };
+  if (!best || best.n < 4) return undefined;
+  const byPrefix = new Map<string, CRule[]>();
+  const rest: CRule[] = [];
+  for (const r of rules) {
+    const g = r.globConds?.find((x) => x.refKey === best!.key);
+    if (!g) {
+      rest.push(r);
+      continue;
+    }
+    let l = byPrefix.get(g.prefix);
+    if (!l) byPrefix.set(g.prefix, (l = []));
+    l.push(r);
+  }
+  const lengths = [...new Set([...byPrefix.keys()].map((k) => k.length))].sort((a, b) => a - b);
+  return { ref: best.ref, refKey: best.key, byPrefix, lengths, rest };
 }
 
 // ---------------- entry ----------------

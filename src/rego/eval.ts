@@ -359,7 +359,8 @@ export class Evaluator {
       case 'ref':
         return this.evalRef(t, f, k);
       case 'array': {
-        if (isGround(t)) return k(groundValueOf(t));
+        const gv = groundCached(t);
+        if (gv !== undefined) return k(gv);
         const out: Value[] = new Array(t.items.length);
         const step = (i: number): boolean => {
           if (i === t.items.length) return k(out.slice());
@@ -371,6 +372,8 @@ export class Evaluator {
         return step(0);
       }
       case 'set': {
+        const gv = groundCached(t);
+        if (gv !== undefined) return k(gv);
         const out: Value[] = new Array(t.items.length);
         const step = (i: number): boolean => {
           if (i === t.items.length) return k(RSet.from(out));
@@ -382,6 +385,8 @@ export class Evaluator {
         return step(0);
       }
       case 'object': {
+        const gv = groundCached(t);
+        if (gv !== undefined) return k(gv);
         const ks: Value[] = new Array(t.items.length);
         const vs: Value[] = new Array(t.items.length);
         const step = (i: number): boolean => {
@@ -663,6 +668,7 @@ export class Evaluator {
       if (node.sets.length) v = this.evalSetRules(node);
       else v = this.evalCompleteRules(node);
       if (node.objects.length && v instanceof RObject) {
+        v = RObject.from(v.entries());
         this.evalObjectRules(node, v);
       }
     } finally {
@@ -701,8 +707,38 @@ export class Evaluator {
         }
       }
     }
+    if (node.globIndex && cands === node.complete) cands = this.globIndexed(node, cands);
     if (node.globFilter) cands = this.globFilter(cands);
     return cands;
+  }
+
+  /** Candidates whose glob literal prefix is a prefix of the input value (plus those without one). */
+  private globIndexed(node: RuleNode, cands: CRule[]): CRule[] {
+    const gi = node.globIndex!;
+    let v: Value | undefined;
+    try {
+      this.evalTerm(gi.ref, new Frame(), (x) => {
+        v = x;
+        return true;
+      });
+    } catch {
+      return cands;
+    }
+    if (typeof v !== 'string') return cands;
+    const s = v;
+    let hits: CRule[] = gi.rest;
+    let merged = false;
+    for (const n of gi.lengths) {
+      if (n > s.length) break;
+      const l = gi.byPrefix.get(s.slice(0, n));
+      if (l) {
+        hits = hits.length ? hits.concat(l) : l;
+        merged = hits !== l;
+      }
+    }
+    // keep definition order
+    if (merged) hits = [...hits].sort((a, b) => (a.pos ?? 0) - (b.pos ?? 0));
+    return hits;
   }
 
   /** Drop definitions whose constant glob condition cannot match (only when the input is a string). */
@@ -1023,6 +1059,13 @@ export function lookup(v: Value, key: Value): Value | undefined {
   if (v instanceof RObject) return v.get(key);
   if (v instanceof RSet) return v.has(key) ? key : undefined;
   return undefined;
+}
+
+/** Value of a ground composite literal, computed once per term (values are never mutated). */
+function groundCached(t: Term): Value | undefined {
+  const tc = t as Term & { _gv?: Value | null };
+  if (tc._gv === undefined) tc._gv = isGround(t) ? groundValueOf(t) : null;
+  return tc._gv === null ? undefined : tc._gv;
 }
 
 function groundValueOf(t: Term): Value {

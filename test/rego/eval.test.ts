@@ -198,3 +198,23 @@ test('strict mode: unused imports and assignments, deprecated built-ins', () => 
   assert.equal(compileIssue('package a\np if { x := 1; true }\n', true), 'm.rego:2: rego_compile_error: assigned var x unused');
   assert.match(compileIssue('package a\np if re_match("a", "a")\n', true), /deprecated built-in function calls in expression: re_match/);
 });
+
+test('glob-indexed rule sets agree with unindexed evaluation', () => {
+  let src = 'package g\nimport rego.v1\ndefault allow := false\n';
+  for (let i = 0; i < 40; i++) src += `allow if { glob.match("/api/t${i}/*", ["/"], input.path); input.method == "GET" }\n`;
+  src += 'allow if { glob.match("**/public/**", [], input.path) }\nallow if input.admin\n';
+  const a = compileModules({ 'g.rego': src });
+  const b = compileModules({ 'g.rego': src }, { indexing: false });
+  const inputs = [
+    { path: '/api/t7/x', method: 'GET' },
+    { path: '/api/t7/x/y', method: 'GET' },
+    { path: '/api/t7', method: 'GET' },
+    { path: '/a/public/b', method: 'POST' },
+    { path: 42, method: 'GET' },
+    { path: '/nope', admin: true },
+    {},
+  ];
+  for (const input of inputs) assert.equal(a.evalPath('g.allow', { input }), b.evalPath('g.allow', { input }), JSON.stringify(input));
+  assert.equal(a.evalPath('g.allow', { input: inputs[0] }), true);
+  assert.equal(a.evalPath('g.allow', { input: inputs[1] }), false);
+});
