@@ -972,11 +972,25 @@ export class Evaluator {
       const params = r.args!;
       if (params.length !== args.length) continue;
       const bodies = bodiesOf(r);
-      const bindArgs = (i: number, kk: K): boolean => (i === params.length ? kk() : this.unifyTV(params[i], args[i], f, () => bindArgs(i + 1, kk)));
+      // parameters that are not patterns (templates, calls) are checked once the body has run
+      const deferred = (p: Term): boolean => p.type === 'template' || p.type === 'call';
+      const bindArgs = (i: number, kk: K): boolean =>
+        i === params.length ? kk() : deferred(params[i]) ? bindArgs(i + 1, kk) : this.unifyTV(params[i], args[i], f, () => bindArgs(i + 1, kk));
+      const checkDeferred = (i: number, kk: K): boolean =>
+        i === params.length ? kk() : deferred(params[i]) ? this.unifyTV(params[i], args[i], f, () => checkDeferred(i + 1, kk)) : checkDeferred(i + 1, kk);
+      const hasDeferred = params.some(deferred);
       bindArgs(0, () => {
         for (const b of bodies) {
           let found = false;
           this.evalBody(b.body, 0, f, () => {
+            if (hasDeferred) {
+              let ok = false;
+              checkDeferred(0, () => {
+                ok = true;
+                return true;
+              });
+              if (!ok) return false;
+            }
             found = true;
             const emit = (v: Value): boolean => {
               if (result !== undefined && !equal(result, v)) throw new RegoEvalError('eval_conflict_error', 'functions must not produce multiple outputs for same inputs', t.loc);
