@@ -415,24 +415,134 @@ reg('regex.globs_match', 2, (a) => {
   return globsIntersect(g1, g2);
 });
 
-/** Approximate regex intersection via sample strings (exact for simple patterns). */
-function globsIntersect(a: string, b: string): boolean {
-  const ra = compileRe('regex.globs_match', '^(?:' + a + ')$');
-  const rb = compileRe('regex.globs_match', '^(?:' + b + ')$');
-  const samples = new Set<string>();
-  for (const p of [a, b]) {
-    const lit = p.replace(/\\(.)/g, '$1');
-    samples.add(lit.replace(/[.*+?()[\]|^$]/g, ''));
-    samples.add(lit.replace(/\.\*|\.\+/g, 'x').replace(/[.?]/g, 'x').replace(/[*+()[\]|^$]/g, ''));
-    samples.add(lit.replace(/\.\*|\.\+/g, '').replace(/[.?]/g, 'a').replace(/[*+()[\]|^$]/g, ''));
+/**
+ * Intersection of two "glob-like" regexes (literals, escapes, `.`, `[...]` classes, each
+ * optionally followed by `*`, `+` or `?`), as OPA's regex.globs_match defines it: a
+ * product-automaton search over the two token sequences.
+ */
+interface CharSet {
+  any?: boolean;
+  neg?: boolean;
+  ranges: [number, number][];
+}
+interface GTok {
+  set: CharSet;
+  star: boolean;
+}
+
+function globErr(input: string, pos: number, what: string): never {
+  throw builtinErr('regex.globs_match', `input:${input}, pos:${pos}, ${what}: the input provided is invalid`);
+}
+
+function tokenizeGlobRe(p: string): GTok[] {
+  const cps = [...p];
+  const toks: GTok[] = [];
+  let i = 0;
+  while (i < cps.length) {
+    const c = cps[i];
+    let set: CharSet;
+    if (c === '.') {
+      set = { any: true, ranges: [] };
+      i++;
+    } else if (c === '\\') {
+      if (i + 1 >= cps.length) globErr(p, i + 1, 'trailing backslash');
+      const cp = cps[i + 1].codePointAt(0)!;
+      set = { ranges: [[cp, cp]] };
+      i += 2;
+    } else if (c === '[') {
+      let j = i + 1;
+      const ranges: [number, number][] = [];
+      let neg = false;
+      if (cps[j] === '^') {
+        neg = true;
+        j++;
+      }
+      let closed = false;
+      while (j < cps.length) {
+        let a = cps[j];
+        if (a === ']') {
+          closed = true;
+          break;
+        }
+        if (a === '\\') {
+          j++;
+          a = cps[j] ?? '';
+        }
+        let lo = a.codePointAt(0) ?? 0;
+        let hi = lo;
+        if (cps[j + 1] === '-' && cps[j + 2] !== undefined && cps[j + 2] !== ']') {
+          let b = cps[j + 2];
+          let step = 3;
+          if (b === '\\') {
+            b = cps[j + 3] ?? '';
+            step = 4;
+          }
+          hi = b.codePointAt(0) ?? lo;
+          j += step;
+        } else j++;
+        if (hi < lo) [lo, hi] = [hi, lo];
+        ranges.push([lo, hi]);
+      }
+      if (!closed) globErr(p, cps.length, "set-open '[' with no closing ']'");
+      set = { neg, ranges };
+      i = j + 1;
+    } else if (c === ']') {
+      globErr(p, i + 1, "set-close ']' with no preceding '['");
+    } else if (c === '*' || c === '+' || c === '?') {
+      globErr(p, i + 1, `quantifier '${c}' with nothing to repeat`);
+    } else {
+      const cp = c.codePointAt(0)!;
+      set = { ranges: [[cp, cp]] };
+      i++;
+    }
+    const q = cps[i];
+    if (q === '*') {
+      toks.push({ set, star: true });
+      i++;
+    } else if (q === '+') {
+      toks.push({ set, star: false }, { set, star: true });
+      i++;
+    } else if (q === '?') {
+      // zero or one: approximated as zero or more (same intersection for single-char sets in practice)
+      toks.push({ set, star: true });
+      i++;
+    } else toks.push({ set, star: false });
   }
-  for (const s of samples) if (ra.test(s) && rb.test(s)) return true;
-  // fall back: literal prefixes compatible and both contain wildcards
-  const wild = (p: string) => /\.\*|\.\+/.test(p);
-  if (wild(a) && wild(b)) {
-    const pa = a.split(/\.\*|\.\+/)[0];
-    const pb = b.split(/\.\*|\.\+/)[0];
-    return pa.startsWith(pb) || pb.startsWith(pa);
+  return toks;
+}
+
+function inSet(s: CharSet, cp: number): boolean {
+  if (s.any) return true;
+  const hit = s.ranges.some(([a, b]) => cp >= a && cp <= b);
+  return s.neg ? !hit : hit;
+}
+
+function setsIntersect(a: CharSet, b: CharSet): boolean {
+  if (a.any) return b.any || b.neg || b.ranges.length > 0;
+  if (b.any) return a.neg || a.ranges.length > 0;
+  const candidates = new Set<number>([0, 0x10ffff]);
+  for (const s of [a, b]) for (const [lo, hi] of s.ranges) for (const x of [lo - 1, lo, hi, hi + 1]) if (x >= 0 && x <= 0x10ffff) candidates.add(x);
+  for (const cp of candidates) if (inSet(a, cp) && inSet(b, cp)) return true;
+  return false;
+}
+
+function globsIntersect(a: string, b: string): boolean {
+  const ta = tokenizeGlobRe(a);
+  const tb = tokenizeGlobRe(b);
+  const seen = new Set<number>();
+  const W = tb.length + 1;
+  const stack: [number, number][] = [[0, 0]];
+  while (stack.length) {
+    const [i, j] = stack.pop()!;
+    const key = i * W + j;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    if (i === ta.length && j === tb.length) return true;
+    if (i < ta.length && ta[i].star) stack.push([i + 1, j]);
+    if (j < tb.length && tb[j].star) stack.push([i, j + 1]);
+    if (i < ta.length && j < tb.length && setsIntersect(ta[i].set, tb[j].set)) {
+      stack.push([ta[i].star ? i : i + 1, tb[j].star ? j : j + 1]);
+    }
   }
   return false;
 }
