@@ -445,20 +445,37 @@ reg('graph.reachable', 2, (args) => {
 reg('graph.reachable_paths', 2, (args) => {
   const [g, initial] = reach('graph.reachable_paths', args);
   const out = new RSet();
-  const rec = (n: Value, path: Value[]): void => {
-    if (!g.has(n)) {
+  // Depth-first from each edge of each initial node; `reached` is shared by the walk that
+  // starts at one edge, and a path ends at a node outside the graph, a node without edges,
+  // or before a neighbour that was already reached.
+  const build = (root: Value, path: Value[], reached: RSet): void => {
+    if (!g.has(root)) {
       if (path.length) out.add(path);
       return;
     }
-    const p2 = [...path, n];
-    const ns = neighbours(g, n).filter((m) => !p2.some((x) => equal(x, m)));
+    const p2 = [...path, root];
+    const ns = neighbours(g, root);
     if (!ns.length) {
       out.add(p2);
       return;
     }
-    for (const m of ns) rec(m, p2);
+    for (const nb of ns) {
+      if (reached.has(nb)) out.add(p2);
+      else {
+        reached.add(root);
+        build(nb, p2, reached);
+      }
+    }
   };
-  for (const n of initial) rec(n, []);
+  for (const n of initial) {
+    if (!g.has(n)) continue;
+    const ns = neighbours(g, n);
+    if (!ns.length) {
+      out.add([n]);
+      continue;
+    }
+    for (const nb of ns) build(nb, [n], RSet.from([n]));
+  }
   return out;
 });
 reg('format_int', 2, (args) => {
