@@ -1,7 +1,7 @@
 /** Recursive-descent Rego parser producing the AST in ./ast.ts. Errors carry line:column. */
 import type { Body, Expr, Import, Loc, Module, Rule, RuleHead, Term, With } from './ast.js';
 import { RegoParseError, tokenize, type Token } from './lexer.js';
-import { parseNumberLiteral } from './value.js';
+import { Dec, parseNumberLiteral } from './value.js';
 
 const BIN_OPS: Record<string, string> = {
   '==': 'equal',
@@ -471,7 +471,7 @@ export class Parser {
         term = { type: 'scalar', value: negate(parseNumberLiteral(nt.text)), loc: this.loc(t) };
       } else {
         const operand = this.parseTerm();
-        if (operand.type === 'scalar' && (typeof operand.value === 'bigint' || typeof operand.value === 'number')) {
+        if (operand.type === 'scalar' && (typeof operand.value === 'bigint' || typeof operand.value === 'number' || operand.value instanceof Dec)) {
           term = { type: 'scalar', value: negate(operand.value), loc: this.loc(t) };
         } else
           term = {
@@ -699,8 +699,9 @@ export class Parser {
   }
 }
 
-function negate(v: bigint | number | unknown): bigint | number {
+function negate(v: bigint | number | Dec | unknown): bigint | number | Dec {
   if (typeof v === 'bigint') return -v;
+  if (v instanceof Dec) return new Dec(-v.m, v.e);
   return -(v as number);
 }
 

@@ -4,7 +4,61 @@
  * and sets are keyed by a canonical string so that any value can be a key.
  * Ordering follows OPA: null < boolean < number < string < array < object < set.
  */
-export type Value = null | boolean | bigint | number | string | Value[] | RObject | RSet;
+export type Value = null | boolean | bigint | number | string | Value[] | RObject | RSet | Dec;
+
+/**
+ * An exact decimal `m × 10^e` for number literals that an IEEE double cannot hold
+ * (more than ~17 significant digits, or magnitudes beyond its range), so that they
+ * compare as the numbers they denote, as in OPA. Never integral (integers are bigint).
+ * Arithmetic built-ins see its nearest double (`valueOf`).
+ */
+export class Dec {
+  constructor(
+    readonly m: bigint,
+    readonly e: number,
+  ) {}
+  valueOf(): number {
+    return Number(`${this.m}e${this.e}`);
+  }
+  toString(): string {
+    const neg = this.m < 0n;
+    const digits = (neg ? -this.m : this.m).toString();
+    let out: string;
+    if (this.e >= 0) out = digits + '0'.repeat(this.e);
+    else if (-this.e < digits.length) out = digits.slice(0, digits.length + this.e) + '.' + digits.slice(digits.length + this.e);
+    else if (-this.e - digits.length <= 20) out = '0.' + '0'.repeat(-this.e - digits.length) + digits;
+    else out = (digits.length > 1 ? digits[0] + '.' + digits.slice(1) : digits) + 'e' + (this.e + digits.length - 1);
+    return (neg ? '-' : '') + out;
+  }
+}
+
+/** Exact decimal of a number value. */
+function decOf(v: bigint | number | Dec): Dec {
+  if (v instanceof Dec) return v;
+  if (typeof v === 'bigint') return new Dec(v, 0);
+  return parseDec(String(v))!;
+}
+
+function parseDec(t: string): Dec | undefined {
+  const m = /^(-?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/.exec(t);
+  if (!m) return undefined;
+  const frac = m[3] ?? '';
+  let mant = BigInt((m[2] || '0') + frac);
+  let e = (m[4] ? parseInt(m[4], 10) : 0) - frac.length;
+  if (mant === 0n) return new Dec(0n, 0);
+  while (mant % 10n === 0n) {
+    mant /= 10n;
+    e++;
+  }
+  return new Dec(m[1] === '-' ? -mant : mant, e);
+}
+
+function compareDec(a: Dec, b: Dec): number {
+  const e = Math.min(a.e, b.e);
+  const am = a.m * 10n ** BigInt(a.e - e);
+  const bm = b.m * 10n ** BigInt(b.e - e);
+  return am < bm ? -1 : am > bm ? 1 : 0;
+}
 
 export class RObject {
   readonly m = new Map<string, [Value, Value]>();
@@ -95,6 +149,7 @@ export function keyOf(v: Value): string {
       return v ? '\u0000t' : '\u0000f';
     default:
       if (v === null) return '\u0000z';
+      if (v instanceof Dec) return '\u0000d' + v.m + 'e' + v.e;
       return '\u0000c' + canon(v);
   }
 }
@@ -116,6 +171,7 @@ function canon(v: Value): string {
       return v ? 'true' : 'false';
     default:
       if (v === null) return 'null';
+      if (v instanceof Dec) return 'd' + v.m + 'e' + v.e;
       if (Array.isArray(v)) return '[' + v.map(canon).join(',') + ']';
       if (v instanceof RObject) {
         const parts: string[] = [];
@@ -141,14 +197,20 @@ export function typeRank(v: Value): number {
       return 3;
     default:
       if (v === null) return 0;
+      if (v instanceof Dec) return 2;
       if (Array.isArray(v)) return 4;
       if (v instanceof RObject) return 5;
       return 6;
   }
 }
 
-export function compareNum(a: bigint | number, b: bigint | number): number {
+export function compareNum(a: bigint | number | Dec, b: bigint | number | Dec): number {
   if (typeof a === 'bigint' && typeof b === 'bigint') return a < b ? -1 : a > b ? 1 : 0;
+  if (a instanceof Dec || b instanceof Dec) {
+    if (typeof a === 'number' && !Number.isFinite(a)) return a > 0 ? 1 : -1;
+    if (typeof b === 'number' && !Number.isFinite(b)) return b > 0 ? -1 : 1;
+    return compareDec(decOf(a), decOf(b));
+  }
   if (typeof a === 'number' && typeof b === 'number') return a < b ? -1 : a > b ? 1 : 0;
   // mixed: compare exactly
   if (typeof a === 'number') return -compareNum(b, a);
@@ -228,6 +290,7 @@ export function equal(a: Value, b: Value): boolean {
   if (ta === 'string' || tb === 'string' || ta === 'boolean' || tb === 'boolean') return false;
   if ((ta === 'bigint' || ta === 'number') && (tb === 'bigint' || tb === 'number')) return compareNum(a as bigint, b as bigint) === 0;
   if (a === null || b === null) return false;
+  if (a instanceof Dec || b instanceof Dec) return isNumber(a) && isNumber(b) && compareNum(a, b) === 0;
   if (Array.isArray(a)) {
     if (!Array.isArray(b) || a.length !== b.length) return false;
     for (let i = 0; i < a.length; i++) if (!equal(a[i], b[i])) return false;
@@ -250,7 +313,7 @@ export function equal(a: Value, b: Value): boolean {
 }
 
 export function isNumber(v: Value | undefined): v is bigint | number {
-  return typeof v === 'bigint' || typeof v === 'number';
+  return typeof v === 'bigint' || typeof v === 'number' || v instanceof Dec;
 }
 
 /** Normalise a JS number: integral values become bigint. */
@@ -260,7 +323,7 @@ export function num(n: number): bigint | number {
 }
 
 export function toFloat(v: bigint | number): number {
-  return typeof v === 'bigint' ? Number(v) : v;
+  return typeof v === 'number' ? v : Number(v);
 }
 
 export function typeName(v: Value): string {
@@ -274,6 +337,7 @@ export function typeName(v: Value): string {
       return 'string';
     default:
       if (v === null) return 'null';
+      if (v instanceof Dec) return 'number';
       if (Array.isArray(v)) return 'array';
       if (v instanceof RObject) return 'object';
       return 'set';
@@ -315,6 +379,7 @@ export function toJSON(v: Value): unknown {
       return v;
     default:
       if (v === null) return null;
+      if (v instanceof Dec) return v.valueOf();
       if (Array.isArray(v)) return v.map(toJSON);
       if (v instanceof RObject) {
         const out: Record<string, unknown> = {};
@@ -327,6 +392,7 @@ export function toJSON(v: Value): unknown {
 
 export function formatNumber(v: bigint | number): string {
   if (typeof v === 'bigint') return v.toString();
+  if ((v as unknown) instanceof Dec) return (v as unknown as Dec).toString();
   if (Number.isInteger(v) && Math.abs(v) < 1e21) return v.toFixed(0);
   const s = String(v);
   return s;
@@ -345,6 +411,7 @@ export function toJSONText(v: Value, indent?: string, prefix = '', level = 0): s
       return v ? 'true' : 'false';
     default: {
       if (v === null) return 'null';
+      if (v instanceof Dec) return v.toString();
       let items: string[];
       let open: string;
       let close: string;
@@ -395,6 +462,7 @@ export function toRegoText(v: Value): string {
       return v ? 'true' : 'false';
     default:
       if (v === null) return 'null';
+      if (v instanceof Dec) return v.toString();
       if (Array.isArray(v)) return '[' + v.map(toRegoText).join(', ') + ']';
       if (v instanceof RObject) return '{' + v.sortedEntries().map(([k, x]) => toRegoText(k) + ': ' + toRegoText(x)).join(', ') + '}';
       if (v.size === 0) return 'set()';
@@ -502,19 +570,13 @@ class JsonParser {
   }
 }
 
-export function parseNumberLiteral(t: string): bigint | number {
+export function parseNumberLiteral(t: string): bigint | number | Dec {
   if (/^-?[0-9]+$/.test(t)) return BigInt(t);
-  const m = /^(-?)([0-9]+)(?:\.([0-9]+))?[eE]([+-]?[0-9]+)$/.exec(t);
-  if (m) {
-    // exact integer when the exponent makes it integral
-    const exp = parseInt(m[4], 10);
-    const frac = m[3] ?? '';
-    if (exp >= frac.length && exp < 400) {
-      const digits = m[2] + frac + '0'.repeat(exp - frac.length);
-      return BigInt(m[1] + digits);
-    }
-  }
+  const d = parseDec(t);
+  if (!d) return num(Number(t));
+  // integral values (1e3, 2.50e1, 10.00) are exact bigints
+  if (d.e >= 0) return d.e <= 4000 ? d.m * 10n ** BigInt(d.e) : d;
   const f = Number(t);
-  if (Number.isInteger(f) && /^-?[0-9]+\.0*$/.test(t)) return BigInt(t.split('.')[0]);
-  return num(f);
+  if (Number.isFinite(f) && f !== 0 && compareDec(decOf(f), d) === 0) return f;
+  return d;
 }

@@ -218,3 +218,15 @@ test('glob-indexed rule sets agree with unindexed evaluation', () => {
   assert.equal(a.evalPath('g.allow', { input: inputs[0] }), true);
   assert.equal(a.evalPath('g.allow', { input: inputs[1] }), false);
 });
+
+test('decimal literals beyond double precision compare as the numbers they denote', () => {
+  const p = pol(`package t
+a if 0.1234567890123456789 > 0.1234567890123456788
+b if 1e-400 > 0
+c if 1e400 > 1e399
+d if 3.50 == 3.5
+e := count({3.5, 3.50, 35e-1})
+`);
+  for (const k of ['a', 'b', 'c', 'd']) assert.equal(val(p, `t.${k}`), true, k);
+  assert.equal(val(p, 't.e'), 1);
+});
