@@ -139,8 +139,6 @@ export class CompiledModules {
   }
 
   private addRule(m: Module, r: Rule, rulesHere: Set<string>, imports: Map<string, Term>): void {
-    const pkgPath = ['data', ...m.pkg.slice(1)];
-    void pkgPath;
     const refTerms = r.head.ref;
     const name = (refTerms[0] as { name: string }).name;
     const path = [...m.pkg.slice(1), name];
@@ -158,11 +156,9 @@ export class CompiledModules {
     const args = r.head.args?.map((a) => rw.term(a, locals, new Map()));
     const scope = new Map<string, string>();
     const body = rw.body(r.body, locals, scope, args ? varsOf(args) : new Set());
-    const headVars = new Set<string>();
     const sfx = suffix.map((t) => rw.term(t, locals, scope));
     const value = r.head.value ? rw.term(r.head.value, locals, scope) : undefined;
     const key = r.head.key ? rw.term(r.head.key, locals, scope) : undefined;
-    void headVars;
     const elses = r.elses.map((e) => {
       const sc = new Map<string, string>();
       const b = rw.body(e.body, locals, sc, args ? varsOf(args) : new Set());
@@ -574,11 +570,6 @@ class Rewriter {
     const path: Term[] = [...this.m.pkg.slice(1), name].map((s) => ({ type: 'scalar', value: s, loc: t.loc }) as Term);
     return { type: 'ref', head: { type: 'var', name: 'data', loc: t.loc }, path, loc: t.loc };
   }
-
-  // expose for nestedBody caching
-  setScope(body: Body, s: Map<string, string>): void {
-    this.scopeCache.set(body, s);
-  }
 }
 
 export function refName(t: Term): string | undefined {
@@ -652,8 +643,7 @@ export function exprVarsInfo(e: Expr): { needs: Set<string>; binds: Set<string>;
       case 'arraycomp':
       case 'setcomp':
       case 'objcomp':
-        // closure vars are resolved by outer analysis (freeVars)
-        for (const v of compFree(t)) needs.add(v);
+        // closure vars are found by `reorder` (vars shared with other expressions)
         return;
       default:
         return;
@@ -726,19 +716,13 @@ export function exprVarsInfo(e: Expr): { needs: Set<string>; binds: Set<string>;
   return { needs, binds, alt };
 }
 
-function compFree(t: Term): Set<string> {
-  const s = new Set<string>();
-  collectVars(t, s);
-  (t as { _free?: Set<string> })._free = s;
-  return new Set(); // resolved in reorder via sharing analysis
-}
 
 /**
  * Greedy reordering: place each expression once the vars it reads are bound (by
  * earlier expressions, the head, or the enclosing scope). Vars used only inside a
  * comprehension or negation are local to it.
  */
-export function reorder(body: Body, bound: Set<string>, nested = false): Body {
+export function reorder(body: Body, bound: Set<string>, _nested = false): Body {
   if (body.length <= 1) return body;
   // count in how many expressions each var occurs
   const occ = new Map<string, number>();
@@ -762,7 +746,6 @@ export function reorder(body: Body, bound: Set<string>, nested = false): Body {
   const placed: boolean[] = body.map(() => false);
   const out: Body = [];
   const b = new Set(bound);
-  void nested;
   while (out.length < body.length) {
     let progressed = false;
     for (let i = 0; i < body.length; i++) {
@@ -963,14 +946,6 @@ function buildGlobIndex(rules: CRule[]): GlobIndex | undefined {
 
 // ---------------- entry ----------------
 
-export function compileSources(sources: Record<string, string>, _opts: CompileOptions = {}): CompiledModules {
-  const modules: Module[] = [];
-  for (const [file, src] of Object.entries(sources)) {
-    modules.push(...parseModule(src, file));
-  }
-  if (modules.length === 0 && Object.keys(sources).length > 0) throw new ZtmError('ZTM_REGO_COMPILE', 'no modules');
-  return new CompiledModules(modules);
-}
 
 /** Compile an ad-hoc query against the modules (names resolve like in an empty package). */
 export function compileQueryBody(c: CompiledModules, body: Body, file = 'query'): Body {

@@ -912,7 +912,6 @@ export class Evaluator {
       }
       return k(result);
     };
-    void asExpr;
     const step = (i: number): boolean => {
       if (i === nargs) {
         if (mockValue !== undefined) return finish(mockValue);
@@ -933,8 +932,6 @@ export class Evaluator {
   private withoutMocks(run: () => boolean): boolean {
     const saved = this.ctx;
     const inner: Ctx = { ...saved, fnOverrides: new Map(), cache: new Map(), objCache: new Map(), inProgress: new Set(), gen: ++genCounter };
-    let results: (() => boolean) | undefined;
-    void results;
     this.ctx = inner;
     try {
       return run();
@@ -1013,7 +1010,6 @@ export class Evaluator {
         return true;
       });
     }
-    void name;
     return finish(result);
   }
 

@@ -192,11 +192,6 @@ export class Parser {
     } else {
       body = [];
     }
-    if (!hasBody && kind === 'complete' && !head.value && !isDefault) {
-      if (ref.length > 1 && !args) {
-        // `p[x]` alone (v0 set) — in v1 a ref head without value means true
-      }
-    }
     if (!hasBody && !head.value && kind === 'complete' && ref.length === 1 && !args && !isDefault) {
       this.fail('rule must have a value or a body', headStart);
     }
@@ -228,7 +223,6 @@ export class Parser {
       const b = this.parseBraceBody();
       rules.push({ ...rule, body: b, elses: [] });
     }
-    void mod;
     if (body.length === 0) {
       rule.body = [{ type: 'term', term: { type: 'scalar', value: true, loc: this.loc(headStart) }, negated: false, with: [], loc: this.loc(headStart) }];
     }

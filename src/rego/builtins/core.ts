@@ -488,5 +488,3 @@ reg('format_int', 2, (args) => {
   else i = BigInt(Math.trunc(n));
   return i.toString(base);
 });
-void bool;
-void formatNumber;

@@ -341,6 +341,3 @@ reg('io.jwt.encode_sign_raw', 3, (a) => {
   return input + '.' + encodeBase64Url(sig);
 });
 
-void createSecretKey;
-void fromJSON;
-void typeName;

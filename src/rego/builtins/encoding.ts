@@ -421,5 +421,3 @@ reg('yaml.is_valid', 1, ([s]) => {
     return false;
   }
 });
-void bool;
-void oneOf;

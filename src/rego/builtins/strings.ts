@@ -294,8 +294,8 @@ reg('regex.split', 2, (a) => {
   const s = str('regex.split', a, 1);
   return goSplit(r, s);
 });
-function allMatches(r: RE2JS, s: string, n: number): { idx: number[]; groups: (string | null)[] }[] {
-  const out: { idx: number[]; groups: (string | null)[] }[] = [];
+function allMatches(r: RE2JS, s: string, n: number): { idx: number[]; groups: (string | null)[]; named: Record<string, string | null> }[] {
+  const out: { idx: number[]; groups: (string | null)[]; named: Record<string, string | null> }[] = [];
   const m = r.matcher(s);
   let pos = 0;
   let prevEnd = -1;
@@ -310,7 +310,10 @@ function allMatches(r: RE2JS, s: string, n: number): { idx: number[]; groups: (s
     }
     const groups: (string | null)[] = [];
     for (let g = 0; g <= m.groupCount(); g++) groups.push(m.group(g));
-    out.push({ idx: [st, en], groups });
+    const names = m.getNamedGroups() as unknown as Record<string, unknown>;
+    const named: Record<string, string | null> = {};
+    for (const k of Object.keys(names)) named[k] = m.group(k);
+    out.push({ idx: [st, en], groups, named });
     prevEnd = en;
     pos = en > st ? en : en + 1;
   }
@@ -349,12 +352,12 @@ reg('regex.replace', 3, (a) => {
   let out = '';
   let last = 0;
   for (const m of ms) {
-    out += s.slice(last, m.idx[0]) + expandTemplate(repl, m.groups, r);
+    out += s.slice(last, m.idx[0]) + expandTemplate(repl, m.groups, m.named);
     last = m.idx[1];
   }
   return out + s.slice(last);
 });
-function expandTemplate(t: string, groups: (string | null)[], r: RE2JS): string {
+function expandTemplate(t: string, groups: (string | null)[], named: Record<string, string | null>): string {
   let out = '';
   for (let i = 0; i < t.length; i++) {
     if (t[i] !== '$') {
@@ -379,10 +382,7 @@ function expandTemplate(t: string, groups: (string | null)[], r: RE2JS): string 
     }
     i += m[0].length;
     if (/^\d+$/.test(name)) out += groups[parseInt(name, 10)] ?? '';
-    else {
-      void r;
-      out += '';
-    }
+    else out += named[name] ?? '';
   }
   return out;
 }
@@ -646,4 +646,3 @@ reg('glob.match', 3, (a) => {
 });
 reg('glob.quote_meta', 1, (a) => str('glob.quote_meta', a, 0).replace(/[*?\\[\]{}]/g, '\\$&'));
 
-void numArg;

@@ -104,7 +104,6 @@ export function civil(ns: bigint, tz: string): Civil {
     fixed.setUTCFullYear(y, mo - 1, d);
     fixed.setUTCHours(h, mi, s, 0);
     offset = Math.round((fixed.getTime() - (msn - (((msn % 1000) + 1000) % 1000))) / 1000);
-    void asUtc;
     if (/^GMT[+-]/.test(zone) || zone === 'GMT') {
       // keep Go-like numeric abbreviation when no name exists
       zone = offset === 0 ? 'UTC' : fmtOffset(offset, false, false);
@@ -227,7 +226,6 @@ reg('time.diff', 2, ([a, b]) => {
   }
   return [year, month, day, hour, min, sec].map((n) => BigInt(n));
 });
-void daysIn;
 
 // ---------- Go layouts ----------
 const STD = [
@@ -583,4 +581,3 @@ reg('time.parse_duration_ns', 1, (a) => {
   return neg ? -r : r;
 });
 
-void RObject;
