@@ -37,13 +37,12 @@ function fmt(ns: number): string {
 }
 
 // ---- 1. example policy ----
-const ex = join(root, 'examples', 'rego');
+const ex = join(root, 'examples', 'rego', 'policy');
+const reqs = join(root, 'examples', 'rego', 'requests');
 const policy = compileModules({ 'policy.rego': readFileSync(join(ex, 'policy.rego'), 'utf8') });
 const data = parseJSONExact(readFileSync(join(ex, 'data.json'), 'utf8'));
-const allowInput = parseJSONExact(readFileSync(join(ex, 'input.json'), 'utf8'));
-const denyJson = JSON.parse(readFileSync(join(ex, 'input.json'), 'utf8'));
-denyJson.resource.owner = 'bob';
-const denyInput = fromJSON(denyJson);
+const allowInput = parseJSONExact(readFileSync(join(reqs, 'allowed.json'), 'utf8'));
+const denyInput = parseJSONExact(readFileSync(join(reqs, 'denied-not-owner.json'), 'utf8'));
 const path = ['ecommerce', 'authz', 'allow'];
 if (policy.evalPath(path, { input: allowInput, data, raw: true }) !== true) throw new Error('example policy should allow');
 if (policy.evalPath(path, { input: denyInput, data, raw: true }) !== false) throw new Error('example policy should deny');

@@ -14,12 +14,16 @@ function cli(args: string[]): { code: number; stdout: string; stderr: string } {
 }
 
 test('rego eval prints opa eval JSON', () => {
-  const r = cli(['rego', 'eval', '-d', 'examples/rego', '-i', 'examples/rego/input.json', 'data.ecommerce.authz.allow']);
+  const r = cli(['rego', 'eval', '-d', 'examples/rego/policy', '-i', 'examples/rego/requests/allowed.json', 'data.ecommerce.authz.allow']);
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout);
   assert.equal(out.result[0].expressions[0].value, true);
   assert.equal(out.result[0].expressions[0].text, 'data.ecommerce.authz.allow');
   assert.deepEqual(out.result[0].expressions[0].location, { row: 1, col: 1 });
+  const d = cli(['rego', 'eval', '-d', 'examples/rego/policy', '-i', 'examples/rego/requests/denied-not-owner.json', 'data.ecommerce.authz.decision']);
+  const dv = JSON.parse(d.stdout).result[0].expressions[0].value;
+  assert.equal(dv.allow, false);
+  assert.deepEqual(dv.reasons, ['caller does not own the resource']);
 });
 
 test('rego eval with bindings and undefined results', () => {
