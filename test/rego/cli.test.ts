@@ -60,3 +60,14 @@ test('rego test exits 1 and prints FAIL on failing tests', () => {
   assert.match(r.stdout, /data\.x\.test_bad: FAIL/);
   assert.match(r.stdout, /FAIL: 1\/2/);
 });
+
+test('rego eval reports evaluation errors in opa eval shape', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rego-cli-'));
+  writeFileSync(join(dir, 'c.rego'), 'package c\np := 1\np := 2 if true\n');
+  const r = cli(['rego', 'eval', '-d', dir, 'data.c.p']);
+  assert.equal(r.code, 1);
+  const out = JSON.parse(r.stdout);
+  assert.equal(out.errors[0].code, 'eval_conflict_error');
+  assert.match(out.errors[0].message, /complete rules must not produce multiple outputs/);
+  assert.equal(out.errors[0].location.row, 2);
+});

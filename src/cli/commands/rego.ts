@@ -9,7 +9,7 @@ import { parse as parseYaml } from 'yaml';
 import type { CliContext } from '../context.js';
 import { Exit } from '../context.js';
 import { ZtmError, isZtmError } from '../../errors.js';
-import { compileModules, fromJSON, parseJSONExact, RObject, toJSONText, type CompiledPolicy, type Value } from '../../rego/index.js';
+import { compileModules, fromJSON, parseJSONExact, RegoEvalError, RObject, toJSONText, type CompiledPolicy, type Value } from '../../rego/index.js';
 import { paint } from '../output.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -136,6 +136,14 @@ export function registerRego(program: Command, ctx: CliContext): void {
         ctx.stdout.write(toJSONText(out, '  ') + '\n');
         if (o.fail && !result.length) ctx.exitCode = Exit.FAILED;
       } catch (e) {
+        if (e instanceof RegoEvalError) {
+          // opa eval's error shape: {"errors":[{"code","message","location"}]}
+          const err = RObject.fromRecord({ code: e.regoCode, message: e.rawMessage });
+          if (e.loc) err.set('location', RObject.fromRecord({ file: e.loc.file, row: BigInt(e.loc.row), col: BigInt(e.loc.col) }));
+          ctx.stdout.write(toJSONText(RObject.fromRecord({ errors: [err] }), '  ') + '\n');
+          ctx.exitCode = Exit.FAILED;
+          return;
+        }
         if (isZtmError(e)) {
           const errs = RObject.fromRecord({ errors: [RObject.fromRecord({ code: e.code, message: e.message })] });
           ctx.stdout.write(toJSONText(errs, '  ') + '\n');
