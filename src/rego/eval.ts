@@ -853,6 +853,7 @@ export class Evaluator {
   evalCall(t: Term & { type: 'call' }, f: Frame, k: KV, asExpr: boolean): boolean {
     let name = t.fn;
     const ov = this.ctx.fnOverrides.size ? this.ctx.fnOverrides.get(name) : undefined;
+    if (name === 'print' && !ov) return this.evalPrint(t, f, k);
     let mockValue: Value | undefined;
     if (ov) {
       if (ov.fn !== undefined) name = ov.fn;
@@ -926,6 +927,28 @@ export class Evaluator {
       });
     };
     return step(0);
+  }
+
+  /** print(...) always succeeds; an undefined operand prints as <undefined> (as in OPA). */
+  private evalPrint(t: Term & { type: 'call' }, f: Frame, k: KV): boolean {
+    const parts: string[] = [];
+    for (const a of t.args) {
+      const vals: Value[] = [];
+      const mark = f.trail.length;
+      try {
+        this.evalTerm(a, f, (v) => {
+          vals.push(v);
+          return false;
+        });
+      } catch (e) {
+        if (!(e instanceof RegoEvalError)) throw e;
+      }
+      f.undo(mark);
+      const fmt = (v: Value): string => (typeof v === 'string' ? v : toRegoText(v));
+      parts.push(vals.length === 0 ? '<undefined>' : vals.length === 1 ? fmt(vals[0]) : toRegoText(RSet.from(vals)));
+    }
+    this.bctx.print?.(parts.join(' '));
+    return k(true);
   }
 
   /** Run a mock replacement with function mocks disabled (a mock calling the original gets the original). */
