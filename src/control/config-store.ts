@@ -1,0 +1,110 @@
+/**
+ * The control plane's view of configuration: read a set of files and directories,
+ * validate the whole set, keep the last good snapshot, and re-read on change.
+ * An invalid set is refused with its errors; the last good one keeps serving.
+ */
+import { EventEmitter } from 'node:events';
+import { statSync, watch, type FSWatcher } from 'node:fs';
+import { expandPaths, loadConfig } from '../config/load.js';
+import type { ZtmError } from '../errors.js';
+import { compile } from '../policy/snapshot.js';
+import type { PolicySnapshot } from '../policy/snapshot.js';
+
+export interface ConfigStatus {
+  /** Version of the snapshot being served (null before the first good load). */
+  version: string | null;
+  loadedAt: string | null;
+  /** Errors of the newest attempt when it was refused; empty when the newest load was good. */
+  errors: { code: string; message: string; file?: string; line?: number; col?: number; field?: string }[];
+  rejectedAt: string | null;
+  notices: string[];
+}
+
+export interface ConfigStoreEvents {
+  snapshot: [PolicySnapshot];
+  rejected: [ZtmError[]];
+}
+
+export class ConfigStore extends EventEmitter<ConfigStoreEvents> {
+  private current: PolicySnapshot | null = null;
+  private status: ConfigStatus = { version: null, loadedAt: null, errors: [], rejectedAt: null, notices: [] };
+  private watchers: FSWatcher[] = [];
+  private poll?: NodeJS.Timeout;
+  private debounce?: NodeJS.Timeout;
+  private fingerprint = '';
+
+  constructor(private readonly paths: string[]) {
+    super();
+  }
+
+  snapshot(): PolicySnapshot | null {
+    return this.current;
+  }
+
+  getStatus(): ConfigStatus {
+    return this.status;
+  }
+
+  /** Read and validate now. Returns true when a new good snapshot was installed. */
+  reload(): boolean {
+    this.fingerprint = this.computeFingerprint();
+    const res = loadConfig(this.paths);
+    if (!res.ok) {
+      this.status = { ...this.status, errors: res.errors.map((e) => e.toJSON() as ConfigStatus['errors'][number]), rejectedAt: new Date().toISOString() };
+      this.emit('rejected', res.errors);
+      return false;
+    }
+    const snap = compile(res.config);
+    const changed = snap.version !== this.current?.version;
+    this.current = snap;
+    this.status = {
+      version: snap.version,
+      loadedAt: changed || !this.status.loadedAt ? new Date().toISOString() : this.status.loadedAt,
+      errors: [],
+      rejectedAt: null,
+      notices: res.notices.map((n) => `${n.file}:${n.line}: ${n.message}`),
+    };
+    if (changed) this.emit('snapshot', snap);
+    return changed;
+  }
+
+  /** Watch the paths (fs events, with a polling fallback every `pollMs`). */
+  watch(pollMs = 1000): void {
+    const trigger = () => {
+      clearTimeout(this.debounce);
+      this.debounce = setTimeout(() => {
+        if (this.computeFingerprint() !== this.fingerprint) this.reload();
+      }, 50);
+    };
+    for (const p of this.paths) {
+      try {
+        const st = statSync(p);
+        this.watchers.push(watch(p, { recursive: st.isDirectory(), persistent: false }, trigger));
+      } catch {
+        // Missing paths are reported by reload(); polling notices when they appear.
+      }
+    }
+    this.poll = setInterval(trigger, pollMs);
+    this.poll.unref();
+  }
+
+  close(): void {
+    for (const w of this.watchers) w.close();
+    this.watchers = [];
+    clearInterval(this.poll);
+    clearTimeout(this.debounce);
+  }
+
+  private computeFingerprint(): string {
+    try {
+      return expandPaths(this.paths)
+        .map((f) => {
+          const st = statSync(f);
+          return `${f}:${st.size}:${st.mtimeMs}`;
+        })
+        .join('|');
+    } catch (e) {
+      return `error:${(e as Error).message}`;
+    }
+  }
+}

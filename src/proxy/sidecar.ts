@@ -1,0 +1,234 @@
+/**
+ * `ztmesh proxy`: the sidecar. Bootstraps its identity, keeps the last applied slice
+ * and certificate on disk (fail-static), serves inbound mTLS and the outbound proxy,
+ * and exposes /metrics and status on a loopback admin port.
+ */
+import http from 'node:http';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import type { Writable } from 'node:stream';
+import { BundleSet, pemCertificates } from '../identity/index.js';
+import { writeFileAtomic } from '../identity/ca.js';
+import { ZtmError } from '../errors.js';
+import type { Registration, WorkloadSlice } from '../control/protocol.js';
+import { AccessLog } from '../telemetry/access-log.js';
+import { ProxyMetrics } from '../telemetry/metrics.js';
+import type { Logger } from '../telemetry/log.js';
+import { handleJson, HttpError, sendText } from '../util/http.js';
+import { IdentityClient } from './identity-client.js';
+import { InboundListener } from './inbound.js';
+import { OutboundProxy } from './outbound.js';
+import { inboundFilters } from './filters.js';
+import type { Filter } from './filters.js';
+import { applySlice, SliceError } from './state.js';
+import type { ProxyState } from './state.js';
+import { XdsClient } from './xds-client.js';
+
+export interface SidecarOptions {
+  service: string;
+  namespace: string;
+  serviceAccount: string;
+  labels: Record<string, string>;
+  /** The app behind this sidecar, on loopback. */
+  appPort: number;
+  appHost?: string;
+  /** Inbound listener (the workload's mesh port); 0 picks a free port. */
+  port: number;
+  /** The port clients name in URLs (default: the inbound port). */
+  servicePort?: number;
+  bindHost?: string;
+  /** Address peers use to reach the inbound listener (default: bindHost). */
+  advertiseAddress?: string;
+  outboundPort?: number;
+  adminPort?: number;
+  upstreams?: Record<number, string>;
+  controlPlane: { host: string; port: number };
+  /** Root certificates of the trust domain (PEM). */
+  caPem: string;
+  trustDomain?: string;
+  token?: string;
+  dataDir: string;
+  accessLog?: Writable | null;
+  log: Logger;
+}
+
+export interface SidecarPorts {
+  inbound: number;
+  outbound: number;
+  admin: number;
+  upstreams: Record<string, number>;
+  spiffeId: string;
+}
+
+export class Sidecar {
+  readonly metrics: ProxyMetrics;
+  readonly bundles: BundleSet;
+  private state: ProxyState | null = null;
+  private filters: readonly Filter[] = [];
+  private identity!: IdentityClient;
+  private inbound!: InboundListener;
+  private outbound!: OutboundProxy;
+  private xds!: XdsClient;
+  private admin!: http.Server;
+  private lastNack: { version: string; error: string; at: string } | null = null;
+  private ports!: SidecarPorts;
+  private readonly workload: { namespace: string; labels: Record<string, string> };
+
+  constructor(private readonly o: SidecarOptions) {
+    this.metrics = new ProxyMetrics({ service: o.service, namespace: o.namespace });
+    const td = o.trustDomain ?? 'cluster.local';
+    const roots = pemCertificates(o.caPem);
+    if (!roots.length) throw new ZtmError('ZTM_USAGE', 'the CA bundle has no certificates');
+    this.bundles = BundleSet.of(td, roots);
+    this.workload = Object.freeze({ namespace: o.namespace, labels: Object.freeze({ ...o.labels }) }) as { namespace: string; labels: Record<string, string> };
+  }
+
+  current(): ProxyState | null {
+    return this.state;
+  }
+
+  async start(): Promise<SidecarPorts> {
+    const o = this.o;
+    await mkdir(o.dataDir, { recursive: true, mode: 0o700 });
+    await this.loadPersistedSlice();
+    this.identity = new IdentityClient({ controlPlane: o.controlPlane, bundles: this.bundles, trustDomain: o.trustDomain ?? 'cluster.local', dataDir: o.dataDir, token: o.token, log: o.log });
+    const svid = await this.identity.start();
+    const rotator = this.identity.rotator;
+    const tick = () => this.metrics.svidExpiry.set(Math.floor(rotator.timeToExpiryMs() / 1000));
+    tick();
+    setInterval(tick, 5000).unref();
+    const accessLog = new AccessLog(o.accessLog === undefined ? process.stdout : o.accessLog);
+
+    this.inbound = new InboundListener({
+      host: o.bindHost ?? '127.0.0.1',
+      port: o.port,
+      servicePort: o.servicePort ?? o.port,
+      app: { host: o.appHost ?? '127.0.0.1', port: o.appPort },
+      workload: this.workload,
+      rotator,
+      bundles: this.bundles,
+      getState: () => this.state,
+      getFilters: () => this.filters,
+      metrics: this.metrics,
+      accessLog,
+      log: o.log,
+    });
+    const inboundPort = await this.inbound.listen();
+    const servicePort = o.servicePort ?? inboundPort;
+    // The inbound filters name the service port; rebuild them now that it is known.
+    this.servicePort = servicePort;
+    if (this.state) this.filters = inboundFilters(this.workload, servicePort);
+
+    this.outbound = new OutboundProxy({ host: '127.0.0.1', port: o.outboundPort ?? 15001, upstreams: o.upstreams, rotator, bundles: this.bundles, getState: () => this.state, metrics: this.metrics, accessLog, log: o.log });
+    const out = await this.outbound.listen();
+
+    const registration = (): Registration => ({
+      service: o.service,
+      namespace: o.namespace,
+      serviceAccount: o.serviceAccount,
+      labels: o.labels,
+      address: o.advertiseAddress ?? o.bindHost ?? '127.0.0.1',
+      port: inboundPort,
+      servicePort,
+      lastVersion: this.state?.version,
+    });
+    this.xds = new XdsClient({
+      controlPlane: o.controlPlane,
+      controlPlaneId: this.identity.controlPlaneId,
+      rotator,
+      bundles: this.bundles,
+      registration,
+      apply: (slice) => this.apply(slice),
+      log: o.log,
+    });
+    this.xds.start();
+
+    this.admin = http.createServer((req, res) => void this.onAdmin(req, res));
+    await new Promise<void>((r) => this.admin.listen(o.adminPort ?? 15000, '127.0.0.1', () => r()));
+    this.ports = { inbound: inboundPort, outbound: out.port, admin: (this.admin.address() as AddressInfo).port, upstreams: out.upstreams, spiffeId: svid.spiffeId };
+    o.log.info({ ...this.ports, version: this.state?.version ?? null }, 'sidecar ready');
+    return this.ports;
+  }
+
+  private servicePort = 0;
+
+  async stop(): Promise<void> {
+    this.xds?.stop();
+    this.identity?.stop();
+    await Promise.all([this.inbound?.close(), this.outbound?.close(), new Promise<void>((r) => (this.admin?.listening ? this.admin.close(() => r()) : r()))]);
+  }
+
+  /** Validate and install a slice; returns an error message (NACK) or null (ACK). */
+  apply(slice: WorkloadSlice): string | null {
+    try {
+      const next = applySlice(slice, this.workload);
+      this.state = next;
+      this.filters = inboundFilters(this.workload, this.servicePort || this.o.servicePort || this.o.port);
+      this.metrics.configVersion.reset();
+      this.metrics.configVersion.set({ version: next.version }, 1);
+      this.metrics.configUpdates.inc({ result: 'ack' });
+      this.lastNack = null;
+      void writeFileAtomic(join(this.o.dataDir, 'slice.json'), JSON.stringify(slice)).catch((e) => this.o.log.error({ err: (e as Error).message }, 'could not persist the configuration'));
+      this.o.log.info({ version: next.version, policies: next.policies.allow.length + next.policies.deny.length + next.policies.custom.length, services: slice.services.length }, 'configuration applied');
+      return null;
+    } catch (e) {
+      const msg = e instanceof SliceError ? e.message : `cannot apply: ${(e as Error).message}`;
+      this.metrics.configUpdates.inc({ result: 'nack' });
+      this.lastNack = { version: slice?.version ?? '?', error: msg, at: new Date().toISOString() };
+      this.o.log.error({ version: slice?.version, error: msg }, 'configuration refused (NACK); keeping the previous version');
+      return msg;
+    }
+  }
+
+  private async loadPersistedSlice(): Promise<void> {
+    let text: string;
+    try {
+      text = await readFile(join(this.o.dataDir, 'slice.json'), 'utf8');
+    } catch {
+      return;
+    }
+    try {
+      this.state = applySlice(JSON.parse(text) as WorkloadSlice, this.workload);
+      this.filters = inboundFilters(this.workload, this.o.servicePort ?? this.o.port);
+      this.o.log.info({ version: this.state.version }, 'serving the last applied configuration from disk until the control plane answers');
+    } catch (e) {
+      this.o.log.warn({ err: (e as Error).message }, 'the persisted configuration is unusable; waiting for the control plane');
+    }
+  }
+
+  status() {
+    const svid = this.identity?.rotator.current();
+    return {
+      service: this.o.service,
+      namespace: this.o.namespace,
+      spiffeId: svid?.spiffeId ?? null,
+      certificate: svid ? { notBefore: svid.notBefore.toISOString(), notAfter: svid.notAfter.toISOString(), expiresInSeconds: Math.floor(this.identity.rotator.timeToExpiryMs() / 1000) } : null,
+      controlPlane: { connected: this.xds?.connected ?? false },
+      version: this.state?.version ?? null,
+      lastNack: this.lastNack,
+      mtlsMode: this.state ? this.state.snapshot.peerAuthn.effective(this.workload, this.servicePort) : null,
+      ports: this.ports,
+      services: this.state?.slice.services.map((s) => ({ name: `${s.name}.${s.namespace}`, port: s.servicePort, endpoints: s.endpoints.length, identities: s.spiffeIds })) ?? [],
+      quarantined: this.state ? [...this.state.quarantined] : [],
+    };
+  }
+
+  private async onAdmin(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? '/', 'http://admin').pathname;
+    if (req.method === 'GET' && path === '/metrics') {
+      sendText(res, 200, await this.metrics.registry.metrics(), this.metrics.registry.contentType);
+      return;
+    }
+    await handleJson(res, () => {
+      if (req.method !== 'GET') throw new HttpError(405, 'GET only');
+      if (path === '/ready') {
+        if (!this.state || !this.identity.rotator.current()) throw new HttpError(503, 'not ready: waiting for configuration or certificate');
+        return { ready: true, version: this.state.version };
+      }
+      if (path === '/status' || path === '/') return this.status();
+      if (path === '/config_dump') return this.state?.slice ?? null;
+      throw new HttpError(404, `no route for ${path}`);
+    });
+  }
+}

@@ -1,0 +1,27 @@
+/** One JSON line per request, written without blocking the request path. */
+import type { Writable } from 'node:stream';
+
+export interface AccessLogEntry {
+  time: string;
+  direction: 'inbound' | 'outbound';
+  source_principal: string | null;
+  destination_principal: string | null;
+  method: string;
+  path: string;
+  status: number;
+  decision: 'ALLOW' | 'DENY' | 'ERROR' | 'EGRESS';
+  policy: string | null;
+  reason?: string;
+  mtls: boolean;
+  duration_ms: number;
+  upstream?: string;
+  request_id?: string;
+}
+
+export class AccessLog {
+  constructor(private readonly out: Writable | null) {}
+
+  write(e: AccessLogEntry): void {
+    this.out?.write(JSON.stringify(e) + '\n');
+  }
+}
