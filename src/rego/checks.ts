@@ -200,9 +200,33 @@ export function checkCompiled(c: CompiledModules, opts: { strict?: boolean } = {
   };
   for (const n of deps.keys()) if (!state.has(n)) dfs(n);
 
+  // ---- `x := ...` twice in one body ----
+  for (const m of c.modules) for (const r of m.rules) for (const b of [r.body, ...r.elses.map((e) => e.body)]) checkReassign(b, add);
+
   // ---- strict mode ----
   if (opts.strict) for (const m of c.modules) strictModule(m, add);
   return issues;
+}
+
+/** A var may be declared with `:=` once per body (nested bodies are separate scopes). */
+function checkReassign(body: Body, add: (i: CompileIssue) => void): void {
+  const seen = new Set<string>();
+  for (const e of body) {
+    if (e.type === 'term' && e.term.type === 'call' && e.term.fn === 'assign') {
+      const vs = new Set<string>();
+      collectVars(e.term.args[0], vs);
+      for (const v of vs) {
+        if (v === '_') continue;
+        if (seen.has(v)) add({ code: 'rego_compile_error', message: `var ${v} assigned above`, loc: e.loc });
+        seen.add(v);
+      }
+    }
+    const nested = (t: Term): void => {
+      if (t.type === 'arraycomp' || t.type === 'setcomp' || t.type === 'objcomp') checkReassign(t.body, add);
+    };
+    if (e.type === 'term') visitTerms([e], nested);
+    if (e.type === 'every') checkReassign(e.body, add);
+  }
 }
 
 /** Vars read somewhere in a rule but bound nowhere (head, args or body). */

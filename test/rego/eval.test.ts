@@ -190,6 +190,7 @@ test('compile checks: undefined functions, arity, unsafe vars, recursion', () =>
   assert.equal(compileIssue('package a\np := y if { input.x }\n'), 'm.rego:2: rego_unsafe_var_error: var y is unsafe');
   assert.match(compileIssue('package a\np if q\nq if p\n'), /rego_recursion_error: rule data\.a\.p is recursive: data\.a\.p -> data\.a\.q -> data\.a\.p/);
   assert.equal(compileIssue('package a\nimport rego.v1\np if { some x in input.xs; x > 1 }\n'), '');
+  assert.equal(compileIssue('package a\np if { x := 1; x := 2 }\n'), 'm.rego:2: rego_compile_error: var x assigned above');
 });
 
 test('strict mode: unused imports and assignments, deprecated built-ins', () => {
