@@ -97,6 +97,25 @@ function readInput(file: string | undefined): Value | undefined {
   }
 }
 
+/** An object whose keys print in the given order (for opa eval's output envelope). */
+class Ordered {
+  constructor(readonly fields: [string, Value | Ordered | (Value | Ordered)[]][]) {}
+}
+function ordered(fields: [string, Value | Ordered | (Value | Ordered)[]][]): Ordered {
+  return new Ordered(fields);
+}
+function renderOrdered(v: Value | Ordered | (Value | Ordered)[], level: number): string {
+  const pad = (n: number) => '  '.repeat(n);
+  if (v instanceof Ordered) {
+    if (!v.fields.length) return '{}';
+    return '{\n' + v.fields.map(([k, x]) => `${pad(level + 1)}${JSON.stringify(k)}: ${renderOrdered(x, level + 1)}`).join(',\n') + '\n' + pad(level) + '}';
+  }
+  if (Array.isArray(v) && v.some((x) => x instanceof Ordered)) {
+    return '[\n' + v.map((x) => pad(level + 1) + renderOrdered(x, level + 1)).join(',\n') + '\n' + pad(level) + ']';
+  }
+  return toJSONText(v as Value, '  ', pad(level)).replace(/^/, '');
+}
+
 export function registerRego(program: Command, ctx: CliContext): void {
   const rego = program.command('rego').description('Evaluate and test Rego (OPA policy language) policies');
 
@@ -113,27 +132,23 @@ export function registerRego(program: Command, ctx: CliContext): void {
       const { sources, data } = loadRegoPaths(o.data);
       const policy = compile(sources, o.strict);
       const input = readInput(o.input);
-      let out: Value;
       try {
         const sols = policy.evalRaw(query, { input, data, raw: true, strictBuiltinErrors: o.strictBuiltinErrors });
         const body = policy.prepareQuery(query);
+        // opa eval's field order: result → expressions (value, text, location), bindings
         const result = sols.map((s) => {
-          const r = new RObject();
-          r.set(
-            'expressions',
-            body.map((e, i) => {
-              const x = new RObject();
-              x.set('value', s.expressions[i]);
-              x.set('text', e.loc.text ?? '');
-              x.set('location', RObject.fromRecord({ row: BigInt(e.loc.row), col: BigInt(e.loc.col) }));
-              return x;
-            }),
+          const exprs = body.map((e, i) =>
+            ordered([
+              ['value', s.expressions[i]],
+              ['text', e.loc.text ?? ''],
+              ['location', ordered([['row', BigInt(e.loc.row)], ['col', BigInt(e.loc.col)]])],
+            ]),
           );
-          if (s.bindings.size) r.set('bindings', RObject.from(s.bindings));
-          return r;
+          const fields: [string, Value | Ordered][] = [['expressions', exprs as unknown as Value]];
+          if (s.bindings.size) fields.push(['bindings', RObject.from(s.bindings)]);
+          return ordered(fields);
         });
-        out = result.length ? RObject.fromRecord({ result }) : new RObject();
-        ctx.stdout.write(toJSONText(out, '  ') + '\n');
+        ctx.stdout.write((result.length ? renderOrdered(ordered([['result', result as unknown as Value]]), 0) : '{}') + '\n');
         if (o.fail && !result.length) ctx.exitCode = Exit.FAILED;
       } catch (e) {
         if (e instanceof RegoEvalError) {
