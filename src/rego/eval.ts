@@ -50,6 +50,8 @@ export interface EvalOptions {
   nowNs?: bigint;
   /** Called by print(). */
   print?: (msg: string) => void;
+  /** Document returned by opa.runtime() (default {}). */
+  runtime?: Value;
 }
 
 export class Evaluator {
@@ -77,6 +79,7 @@ export class Evaluator {
       nowNs: opts.nowNs ?? BigInt(Date.now()) * 1000000n,
       print: opts.print,
       cache: new Map(),
+      runtime: opts.runtime,
     };
   }
 
@@ -561,8 +564,9 @@ export class Evaluator {
       }
       if (node.isLeaf) {
         if (node.isFunc) return false;
-        const v = this.ruleValue(node);
+        let v = this.ruleValue(node);
         if (v === undefined) return false;
+        if (hasOv) v = this.applyOverrides(v, node.path);
         return this.iter(v, path, i, f, k);
       }
       if (i === path.length) {
@@ -637,7 +641,8 @@ export class Evaluator {
     }
     if (node.isLeaf) {
       if (node.isFunc) return undefined;
-      return this.ruleValue(node);
+      const v = this.ruleValue(node);
+      return v !== undefined && this.ctx.overrides.length ? this.applyOverrides(v, node.path) : v;
     }
     const cached = this.ctx.objCache.get(node);
     if (cached !== undefined) return cached === null ? undefined : cached;

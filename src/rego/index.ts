@@ -30,6 +30,8 @@ export interface RegoEvalOptions {
   /** Fixed clock (ns since epoch) for time.now_ns. */
   nowNs?: bigint;
   print?: (msg: string) => void;
+  /** Document returned by opa.runtime() (default {}). */
+  runtime?: unknown;
   /** Input/data are already Rego values (skip conversion). */
   raw?: boolean;
 }
@@ -132,6 +134,7 @@ export class CompiledPolicy {
       strictBuiltinErrors: opts.strictBuiltinErrors,
       nowNs: opts.nowNs,
       print: opts.print,
+      runtime: opts.runtime === undefined ? undefined : opts.raw ? (opts.runtime as Value) : fromJSON(opts.runtime),
     };
     return new Evaluator(this.compiled, eo);
   }

@@ -407,12 +407,8 @@ reg('trace', 1, (args) => {
   str('trace', args, 0);
   return true;
 });
-reg('opa.runtime', 0, () => {
-  // what OPA exposes that applies here: the process environment and the engine version
-  const env = new RObject();
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env.set(k, v);
-  return RObject.fromRecord({ env, version: 'ztmesh-rego' });
-});
+// Like OPA used as a library: the runtime document the embedder configured, else {}.
+reg('opa.runtime', 0, (_a, ctx) => ctx.runtime ?? new RObject());
 reg('rand.intn', 2, (args, ctx) => {
   const s = str('rand.intn', args, 0);
   const n = intArg('rand.intn', args, 1);

@@ -7,6 +7,8 @@ export interface BuiltinCtx {
   print?: (msg: string) => void;
   /** Per-query cache (e.g. uuid.rfc4122, rand.intn must be stable within a query). */
   cache: Map<string, Value>;
+  /** Document returned by opa.runtime(). */
+  runtime?: Value;
 }
 
 /** Minimal view of the evaluator a built-in may use. */
