@@ -231,3 +231,14 @@ e := count({3.5, 3.50, 35e-1})
   for (const k of ['a', 'b', 'c', 'd']) assert.equal(val(p, `t.${k}`), true, k);
   assert.equal(val(p, 't.e'), 1);
 });
+
+test('with can replace a path inside a rule value', () => {
+  const p = pol(`package t
+p := {"a": {"b": 1}, "c": 2}
+q := x if x := p.a.b with data.t.p.a.b as 5
+r := y if y := p with data.t.p.c as 3
+`);
+  assert.equal(val(p, 't.q'), 5);
+  assert.deepEqual(val(p, 't.r'), { a: { b: 1 }, c: 3 });
+  assert.deepEqual(val(p, 't.p'), { a: { b: 1 }, c: 2 });
+});
