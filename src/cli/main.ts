@@ -10,6 +10,7 @@ import { isZtmError } from '../errors.js';
 import { registerValidate } from './commands/validate.js';
 import { registerAuthz } from './commands/authz.js';
 import { registerMesh } from './commands/mesh.js';
+import { registerDemo } from './commands/demo.js';
 import { registerCa } from './commands/ca.js';
 import { registerToken } from './commands/token.js';
 import { registerCert } from './commands/cert.js';
@@ -21,7 +22,7 @@ const pkg = require('../../../package.json') as { version: string };
 export type Register = (program: Command, ctx: CliContext) => void;
 
 /** Every subcommand module adds one line here. */
-const registrations: Register[] = [registerValidate, registerAuthz, registerMesh, registerCa, registerToken, registerCert, registerRego];
+const registrations: Register[] = [registerDemo, registerValidate, registerAuthz, registerMesh, registerCa, registerToken, registerCert, registerRego];
 
 export function buildProgram(ctx: CliContext): Command {
   const program = new Command('ztmesh')
