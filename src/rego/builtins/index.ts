@@ -6,4 +6,5 @@ import './time.js';
 import './net.js';
 import './misc.js';
 import './crypto.js';
+import './x509.js';
 export { BUILTINS, type BuiltinDef, type BuiltinCtx } from './registry.js';
