@@ -98,10 +98,18 @@ export class OutboundProxy {
 
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse, fixedHost: string | null): void {
     const started = performance.now();
-    this.ownId ||= this.o.rotator.current()?.spiffeId ?? '';
-    const state = this.o.getState();
     const t = this.target(req, fixedHost);
     if (typeof t === 'string') return this.reply(req, res, started, 400, t, null, 'ERROR');
+    this.route(req, res, t, started);
+  }
+
+  /**
+   * Send a request to `host:port` + `path` as this workload: a mesh service over mTLS with
+   * secure naming, or an egress host a ServiceEntry admits. The gateway routes through this.
+   */
+  route(req: http.IncomingMessage, res: http.ServerResponse, t: { host: string; port: number; path: string }, started = performance.now()): void {
+    this.ownId ||= this.o.rotator.current()?.spiffeId ?? '';
+    const state = this.o.getState();
     if (!state) return this.reply(req, res, started, 503, 'no configuration yet', null, 'ERROR');
     const svc = state.services.get(t.host);
     if (svc) {
