@@ -173,7 +173,6 @@ export function registerRego(program: Command, ctx: CliContext): void {
     .command('test')
     .description('run test_* rules (like opa test); exit 1 on failures')
     .argument('<paths...>', 'directories or files with .rego modules (and JSON/YAML data)')
-    .option('-v, --verbose', 'also print passing tests (default prints every result)')
     .option('-r, --run <regex>', 'only run tests whose name matches')
     .option('--strict', 'enable strict-mode compile checks')
     .action((paths: string[], o: { run?: string; strict?: boolean }) => {
