@@ -242,3 +242,33 @@ r := y if y := p with data.t.p.c as 3
   assert.deepEqual(val(p, 't.r'), { a: { b: 1 }, c: 3 });
   assert.deepEqual(val(p, 't.p'), { a: { b: 1 }, c: 2 });
 });
+
+test('json.match_schema and json.verify_schema', () => {
+  const p = pol(`package t
+import rego.v1
+schema := {
+  "type": "object",
+  "required": ["id", "roles"],
+  "additionalProperties": false,
+  "properties": {
+    "id": {"type": "string", "pattern": "^[a-z]+$"},
+    "roles": {"type": "array", "items": {"enum": ["admin", "user"]}, "minItems": 1},
+    "level": {"type": "integer", "minimum": 0, "maximum": 5}
+  }
+}
+good := json.match_schema({"id": "alice", "roles": ["user"], "level": 3}, schema)
+bad := json.match_schema({"id": "Alice", "roles": ["root"], "extra": 1}, schema)
+valid := json.verify_schema(schema)
+invalid := json.verify_schema({"type": "strin"})
+`);
+  assert.deepEqual(val(p, 't.good'), [true, []]);
+  const [ok, errs] = val(p, 't.bad') as [boolean, { field: string; type: string; error: string }[]];
+  assert.equal(ok, false);
+  assert.deepEqual(
+    errs.map((e) => `${e.field} ${e.type}`),
+    ['(root) additional_property_not_allowed', 'id pattern', 'roles.0 enum'],
+  );
+  assert.equal(errs[1].error, "id: Does not match pattern '^[a-z]+$'");
+  assert.deepEqual(val(p, 't.valid'), [true, null]);
+  assert.equal((val(p, 't.invalid') as unknown[])[0], false);
+});

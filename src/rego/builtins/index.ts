@@ -7,4 +7,5 @@ import './net.js';
 import './misc.js';
 import './crypto.js';
 import './x509.js';
+import './jsonschema.js';
 export { BUILTINS, type BuiltinDef, type BuiltinCtx } from './registry.js';
