@@ -16,6 +16,7 @@ import { destinationRuleKind, gatewayKind, serviceEntryKind, virtualServiceKind 
 import { meshConfigKind } from './kinds/mesh.js';
 import type { AnyResource, MeshConfig, MeshSettings } from './types.js';
 import { DEFAULT_MESH } from './types.js';
+import { loadRegoBundle } from '../policy/custom.js';
 
 export const KINDS: readonly KindDef[] = [
   authorizationPolicyKind,
@@ -119,6 +120,19 @@ export function loadConfig(paths: string[]): LoadResult {
   }
   const res = parseConfigTexts(inputs);
   if (errors.length) return { ok: false, errors: [...errors, ...res.errors], notices: res.notices };
+  if (res.ok) {
+    // Rego providers: read and compile their modules now, so a Rego error rejects the set.
+    const mc = res.config.resources.find((r): r is MeshConfig => r.kind === 'MeshConfig');
+    mc?.spec.extensionProviders?.forEach((p, i) => {
+      if (!p.rego) return;
+      try {
+        p.rego.bundle = loadRegoBundle(p, mc.source.file, `spec.extensionProviders[${i}]`);
+      } catch (e) {
+        errors.push(e instanceof ZtmError ? e : new ZtmError('ZTM_CONFIG_INVALID', (e as Error).message, { file: mc.source.file, field: `spec.extensionProviders[${i}].rego` }));
+      }
+    });
+    if (errors.length) return { ok: false, errors, notices: res.notices };
+  }
   return res;
 }
 

@@ -150,7 +150,13 @@ export type PathNormalizationMode = 'NONE' | 'BASE' | 'MERGE_SLASHES' | 'DECODE_
 
 export interface ExtensionProvider {
   name: string;
-  rego?: { modules: string[]; decision?: string; data?: string };
+  rego?: {
+    modules: string[];
+    decision?: string;
+    data?: string;
+    /** Module sources and data, read when the config is loaded (and shipped to sidecars with it). */
+    bundle?: { modules: Record<string, string>; data?: unknown };
+  };
   opa?: { url: string; path?: string; timeout?: string; failOpen?: boolean };
   envoyExtAuthzHttp?: Record<string, unknown>;
   envoyExtAuthzGrpc?: Record<string, unknown>;

@@ -192,7 +192,11 @@ const MAX_EXPLAINED = 8;
 
 function prepare(set: WorkloadPolicies, input: AuthzInput, opts: Pick<AuthorizeOptions, 'pathNormalization' | 'pathIsNormalized'>): Prepared {
   let path = input.request.path;
-  if (!opts.pathIsNormalized) {
+  if (opts.pathIsNormalized) {
+    // Already normalized; a query string may follow (CUSTOM providers see it), matching does not.
+    const q = path.indexOf('?');
+    if (q >= 0) path = path.slice(0, q);
+  } else {
     const n = normalizePath(input.request.path, opts.pathNormalization ?? 'BASE');
     if (!n.ok) {
       return { ctx: null, set, customMatches: NONE, early: decision('DENY', 400, null, null, null, null, `bad request path: ${n.reason}`, NONE, NONE, undefined) };

@@ -12,9 +12,9 @@ export const authzInputSchema = obj(
     port: int(1, 65535),
     source: obj({ principal: str(), namespace: str(), ip: str(), mtls: bool }),
     remoteIp: str(),
-    request: obj({ method: str(), path: str(), host: str(), headers: map(headerValue) }, ['method', 'path']),
+    request: obj({ method: str(), path: str(), host: str(), headers: map(headerValue), body: str() }, ['method', 'path']),
     auth: obj({ principal: str(), audiences: arr(str()), presenter: str(), claims: map(any) }),
-    destination: obj({ ip: str(), port: int(1, 65535) }),
+    destination: obj({ ip: str(), port: int(1, 65535), principal: str() }),
     sni: str(),
     /** Optional expectation for policy tests: the check fails when the decision differs. */
     expect: str({ enum: ['ALLOW', 'DENY'] }),

@@ -25,6 +25,8 @@ export interface AuthzInput {
     path: string;
     host?: string;
     headers?: Record<string, string | string[]>;
+    /** Request body, when a CUSTOM provider needs it (parsed_body for JSON). */
+    body?: string;
   };
   /** The verified end-user JWT (RequestAuthentication), if any. */
   auth?: {
@@ -33,7 +35,8 @@ export interface AuthzInput {
     presenter?: string;
     claims?: Record<string, unknown>;
   };
-  destination?: { ip?: string; port?: number };
+  /** `principal`: the receiving workload's SPIFFE ID (for CUSTOM providers' input). */
+  destination?: { ip?: string; port?: number; principal?: string };
   sni?: string;
 }
 

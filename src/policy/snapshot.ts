@@ -7,6 +7,8 @@ import type { ConfigSet } from '../config/load.js';
 import type { AuthorizationPolicy, MeshSettings, PeerAuthentication, RequestAuthentication } from '../config/types.js';
 import { PolicyIndex } from './engine.js';
 import { compilePeerAuthn } from './peer-authn.js';
+import { buildCustomProviders } from './custom.js';
+import type { CustomProviders } from './custom.js';
 import type { PeerAuthnIndex } from './peer-authn.js';
 
 export interface PolicySnapshot {
@@ -17,6 +19,8 @@ export interface PolicySnapshot {
   readonly authz: PolicyIndex;
   readonly peerAuthn: PeerAuthnIndex;
   readonly requestAuthn: readonly RequestAuthentication[];
+  /** CUSTOM providers of MeshConfig, compiled (Rego) or configured (OPA). */
+  readonly custom: CustomProviders;
 }
 
 export function configVersion(config: ConfigSet): string {
@@ -37,5 +41,6 @@ export function compile(config: ConfigSet): PolicySnapshot {
     authz: new PolicyIndex(of<AuthorizationPolicy>('AuthorizationPolicy'), config.mesh.rootNamespace),
     peerAuthn: compilePeerAuthn(of<PeerAuthentication>('PeerAuthentication'), config.mesh.rootNamespace),
     requestAuthn: of<RequestAuthentication>('RequestAuthentication'),
+    custom: buildCustomProviders(config.mesh),
   });
 }

@@ -5,9 +5,10 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { normalizePath } from '../policy/path.js';
-import { authorizeFor } from '../policy/engine.js';
+import { authorizeAsync, authorizeFor } from '../policy/engine.js';
 import type { Decision } from '../policy/engine.js';
 import type { ProxyState } from './state.js';
+import type { AuthzInput } from '../policy/request.js';
 
 export interface PeerInfo {
   /** Verified SPIFFE ID from the peer's certificate, or null for plaintext. */
@@ -27,6 +28,8 @@ export interface Exchange {
   path: string;
   query: string;
   decision?: Decision;
+  /** The verified end-user JWT (set by request authentication), for authorization. */
+  auth?: AuthzInput['auth'];
   startedAt: number;
 }
 
@@ -39,14 +42,19 @@ export interface LocalReply {
   headers?: Record<string, string>;
 }
 
+export type FilterResult = LocalReply | undefined;
+
 export interface Filter {
   readonly name: string;
-  onRequest(x: Exchange): LocalReply | undefined;
+  /** Synchronous on the hot path; a filter that must wait (an external OPA) returns a promise. */
+  onRequest(x: Exchange): FilterResult | Promise<FilterResult>;
 }
 
-export function runFilters(filters: readonly Filter[], x: Exchange): LocalReply | undefined {
-  for (let i = 0; i < filters.length; i++) {
+/** Run filters in order until one answers; stays synchronous unless a filter returns a promise. */
+export function runFilters(filters: readonly Filter[], x: Exchange, from = 0): FilterResult | Promise<FilterResult> {
+  for (let i = from; i < filters.length; i++) {
     const r = filters[i].onRequest(x);
+    if (r instanceof Promise) return r.then((v) => (v ? v : runFilters(filters, x, i + 1)));
     if (r) return r;
   }
   return undefined;
@@ -77,30 +85,37 @@ export const pathFilter: Filter = {
   },
 };
 
-/** Authorization against the workload's compiled policies. */
-export function authzFilter(workload: { namespace: string; labels: Record<string, string> }, servicePort: number): Filter {
+/** Authorization against the workload's compiled policies (CUSTOM providers included). */
+export function authzFilter(workload: { namespace: string; labels: Record<string, string> }, servicePort: number, ownId: () => string): Filter {
+  const toReply = (x: Exchange, d: Decision): FilterResult => {
+    x.decision = d;
+    if (d.decision === 'ALLOW') return undefined;
+    if (d.action === 'CUSTOM' && d.custom) {
+      return { status: d.status, body: d.custom.body ?? RBAC_DENIED, decision: 'DENY', reason: d.reason, policy: d.policy, headers: d.custom.headers };
+    }
+    return { status: d.status, body: d.status === 403 ? RBAC_DENIED : 'Bad Request', decision: 'DENY', reason: d.reason, policy: d.policy };
+  };
   return {
     name: 'authorization',
     onRequest(x) {
       const h = x.req.headers;
-      const d = authorizeFor(
-        x.state.policies,
-        {
-          workload,
-          port: servicePort,
-          source: { principal: x.peer.spiffeId ?? undefined, ip: x.peer.remoteAddress, mtls: x.peer.mtls },
-          request: { method: x.req.method ?? 'GET', path: x.path, host: h.host, headers: h as Record<string, string | string[]> },
-          destination: { port: servicePort },
-        },
-        { pathIsNormalized: true },
-      );
-      x.decision = d;
-      if (d.decision === 'DENY') return { status: d.status, body: d.status === 403 ? RBAC_DENIED : 'Bad Request', decision: 'DENY', reason: d.reason, policy: d.policy };
-      return undefined;
+      const input: AuthzInput = {
+        workload,
+        port: servicePort,
+        source: { principal: x.peer.spiffeId ?? undefined, ip: x.peer.remoteAddress, mtls: x.peer.mtls },
+        request: { method: x.req.method ?? 'GET', path: x.path + x.query, host: h.host, headers: h as Record<string, string | string[]> },
+        destination: { port: servicePort, principal: ownId() },
+        auth: x.auth,
+      };
+      const custom = x.state.snapshot.custom;
+      if (custom.hasAsync && x.state.policies.custom.length) {
+        return authorizeAsync(x.state.policies, input, { pathIsNormalized: true, custom: custom.async }).then((d) => toReply(x, d));
+      }
+      return toReply(x, authorizeFor(x.state.policies, input, { pathIsNormalized: true, custom: custom.sync }));
     },
   };
 }
 
-export function inboundFilters(workload: { namespace: string; labels: Record<string, string> }, servicePort: number): Filter[] {
-  return [quarantineFilter, pathFilter, authzFilter(workload, servicePort)];
+export function inboundFilters(workload: { namespace: string; labels: Record<string, string> }, servicePort: number, ownId: () => string = () => ''): Filter[] {
+  return [quarantineFilter, pathFilter, authzFilter(workload, servicePort, ownId)];
 }

@@ -142,6 +142,18 @@ export class InboundListener {
     }
     const x: Exchange = { req, res, peer, state, path: '', query: '', startedAt: started };
     const reply = runFilters(this.o.getFilters(), x);
+    if (reply instanceof Promise) {
+      req.pause();
+      reply.then(
+        (r) => this.afterFilters(req, res, peer, started, x, r),
+        (e: Error) => this.finish(req, res, peer, started, { status: 500, body: 'internal error', decision: 'ERROR', reason: e.message }, x.path),
+      );
+      return;
+    }
+    this.afterFilters(req, res, peer, started, x, reply);
+  }
+
+  private afterFilters(req: http.IncomingMessage, res: http.ServerResponse, peer: PeerInfo, started: number, x: Exchange, reply: LocalReply | undefined): void {
     if (reply) {
       this.finish(req, res, peer, started, reply, x.path || (req.url ?? ''));
       return;

@@ -118,7 +118,7 @@ export class Sidecar {
     const servicePort = o.servicePort ?? inboundPort;
     // The inbound filters name the service port; rebuild them now that it is known.
     this.servicePort = servicePort;
-    if (this.state) this.filters = inboundFilters(this.workload, servicePort);
+    if (this.state) this.filters = inboundFilters(this.workload, servicePort, this.ownId);
 
     this.outbound = new OutboundProxy({ host: '127.0.0.1', port: o.outboundPort ?? 15001, upstreams: o.upstreams, rotator, bundles: this.bundles, getState: () => this.state, metrics: this.metrics, accessLog, log: o.log });
     const out = await this.outbound.listen();
@@ -152,6 +152,7 @@ export class Sidecar {
   }
 
   private servicePort = 0;
+  private readonly ownId = () => this.identity?.rotator.current()?.spiffeId ?? '';
 
   async stop(): Promise<void> {
     this.xds?.stop();
@@ -164,7 +165,7 @@ export class Sidecar {
     try {
       const next = applySlice(slice, this.workload);
       this.state = next;
-      this.filters = inboundFilters(this.workload, this.servicePort || this.o.servicePort || this.o.port);
+      this.filters = inboundFilters(this.workload, this.servicePort || this.o.servicePort || this.o.port, this.ownId);
       this.metrics.configVersion.reset();
       this.metrics.configVersion.set({ version: next.version }, 1);
       this.metrics.configUpdates.inc({ result: 'ack' });
@@ -190,7 +191,7 @@ export class Sidecar {
     }
     try {
       this.state = applySlice(JSON.parse(text) as WorkloadSlice, this.workload);
-      this.filters = inboundFilters(this.workload, this.o.servicePort ?? this.o.port);
+      this.filters = inboundFilters(this.workload, this.o.servicePort ?? this.o.port, this.ownId);
       this.o.log.info({ version: this.state.version }, 'serving the last applied configuration from disk until the control plane answers');
     } catch (e) {
       this.o.log.warn({ err: (e as Error).message }, 'the persisted configuration is unusable; waiting for the control plane');

@@ -5,7 +5,8 @@ import { Exit } from '../context.js';
 import { ZtmError } from '../../errors.js';
 import { loadConfig } from '../../config/load.js';
 import { compile } from '../../policy/snapshot.js';
-import { authorize } from '../../policy/engine.js';
+import { authorize, authorizeAsync } from '../../policy/engine.js';
+import { buildCustomProviders } from '../../policy/custom.js';
 import type { Decision } from '../../policy/engine.js';
 import { parseAuthzInput } from '../../policy/input.js';
 import type { ParsedInput } from '../../policy/input.js';
@@ -33,6 +34,7 @@ interface CheckOpts {
   destinationIp?: string;
   destinationPort?: string;
   sni?: string;
+  now?: string;
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -121,7 +123,8 @@ export function registerAuthz(program: Command, ctx: CliContext): void {
     .option('--destination-ip <ip>', 'destination.ip')
     .option('--destination-port <port>', 'destination.port (defaults to --port)')
     .option('--sni <name>', 'connection.sni')
-    .action((o: CheckOpts) => {
+    .option('--now <time>', 'evaluate Rego CUSTOM providers at this time (RFC 3339), e.g. 2026-03-02T10:30:00Z')
+    .action(async (o: CheckOpts) => {
       const fmt = parseOutputFormat(o.output);
       const res = loadConfig(o.meshConfig ? [...o.config, o.meshConfig] : o.config);
       if (!res.ok) {
@@ -131,6 +134,13 @@ export function registerAuthz(program: Command, ctx: CliContext): void {
         return;
       }
       const snap = compile(res.config);
+      let nowNs: bigint | undefined;
+      if (o.now !== undefined) {
+        const t = Date.parse(o.now);
+        if (Number.isNaN(t)) throw new ZtmError('ZTM_USAGE', `--now must be an RFC 3339 time, got "${o.now}"`);
+        nowNs = BigInt(t) * 1_000_000n;
+      }
+      const custom = nowNs === undefined ? snap.custom : buildCustomProviders(snap.mesh, { nowNs });
       const inputs: (ParsedInput | { error: ZtmError; line: number })[] = [];
       if (o.requests) {
         let text: string;
@@ -166,7 +176,9 @@ export function registerAuthz(program: Command, ctx: CliContext): void {
           rows.push({ error: it.error, line: it.line });
           continue;
         }
-        const d = authorize(snap.authz, it.input, { pathNormalization: snap.mesh.pathNormalization });
+        const d = custom.hasAsync
+          ? await authorizeAsync(snap.authz.forWorkload(it.input.workload), it.input, { pathNormalization: snap.mesh.pathNormalization, custom: custom.async })
+          : authorize(snap.authz, it.input, { pathNormalization: snap.mesh.pathNormalization, custom: custom.sync });
         const held = it.expect === undefined ? undefined : it.expect === d.decision;
         if (o.requests ? held === false : d.decision !== 'ALLOW') failed = true;
         rows.push({ input: it, decision: d, expectationHeld: held, line: (it as ParsedInput & { line?: number }).line });
