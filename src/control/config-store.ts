@@ -4,7 +4,8 @@
  * An invalid set is refused with its errors; the last good one keeps serving.
  */
 import { EventEmitter } from 'node:events';
-import { statSync, watch, type FSWatcher } from 'node:fs';
+import { readdirSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { expandPaths, loadConfig } from '../config/load.js';
 import type { ZtmError } from '../errors.js';
 import { compile } from '../policy/snapshot.js';
@@ -28,7 +29,7 @@ export interface ConfigStoreEvents {
 export class ConfigStore extends EventEmitter<ConfigStoreEvents> {
   private current: PolicySnapshot | null = null;
   private status: ConfigStatus = { version: null, loadedAt: null, errors: [], rejectedAt: null, notices: [] };
-  private watchers: FSWatcher[] = [];
+  private readonly watchers = new Map<string, FSWatcher>();
   private poll?: NodeJS.Timeout;
   private debounce?: NodeJS.Timeout;
   private fingerprint = '';
@@ -68,29 +69,71 @@ export class ConfigStore extends EventEmitter<ConfigStoreEvents> {
     return changed;
   }
 
-  /** Watch the paths (fs events, with a polling fallback every `pollMs`). */
+  /**
+   * Watch the paths (fs events, with a polling fallback every `pollMs`). Each directory
+   * of the tree, and the parent directory of each file path, is watched on its own,
+   * not with `recursive: true`: Node 20's recursive watcher on Linux watches file inodes
+   * and goes silent after the first atomic replace (write a temp file, rename it over
+   * the old one: what editors, `kubectl cp` and ConfigMap volume swaps do), which left
+   * only the 1 s poll and broke the "applies within a second" promise.
+   */
   watch(pollMs = 1000): void {
     const trigger = () => {
       clearTimeout(this.debounce);
       this.debounce = setTimeout(() => {
+        this.watchDirs(trigger);
         if (this.computeFingerprint() !== this.fingerprint) this.reload();
       }, 50);
     };
-    for (const p of this.paths) {
-      try {
-        const st = statSync(p);
-        this.watchers.push(watch(p, { recursive: st.isDirectory(), persistent: false }, trigger));
-      } catch {
-        // Missing paths are reported by reload(); polling notices when they appear.
-      }
-    }
+    this.watchDirs(trigger);
     this.poll = setInterval(trigger, pollMs);
     this.poll.unref();
   }
 
+  /** (Re)attach a watcher to every directory that can hold a config file; drop vanished ones. */
+  private watchDirs(trigger: () => void): void {
+    const want = new Set<string>();
+    const walk = (dir: string) => {
+      want.add(dir);
+      try {
+        for (const ent of readdirSync(dir, { withFileTypes: true })) if (ent.isDirectory() && !ent.name.startsWith('.')) walk(join(dir, ent.name));
+      } catch {
+        // vanished meanwhile: the next trigger sees it
+      }
+    };
+    for (const p of this.paths) {
+      try {
+        if (statSync(p).isDirectory()) walk(p);
+        else want.add(dirname(p));
+      } catch {
+        // Missing paths are reported by reload(); the parent may see them appear.
+        want.add(dirname(p));
+      }
+    }
+    for (const [d, w] of this.watchers) {
+      if (!want.has(d)) {
+        w.close();
+        this.watchers.delete(d);
+      }
+    }
+    for (const d of want) {
+      if (this.watchers.has(d)) continue;
+      try {
+        const w = watch(d, { persistent: false }, trigger);
+        w.on('error', () => {
+          w.close();
+          if (this.watchers.get(d) === w) this.watchers.delete(d);
+        });
+        this.watchers.set(d, w);
+      } catch {
+        // not watchable (gone, or no permission): polling still covers it
+      }
+    }
+  }
+
   close(): void {
-    for (const w of this.watchers) w.close();
-    this.watchers = [];
+    for (const w of this.watchers.values()) w.close();
+    this.watchers.clear();
     clearInterval(this.poll);
     clearTimeout(this.debounce);
   }

@@ -12,6 +12,7 @@ import tls from 'node:tls';
 import { randomUUID } from 'node:crypto';
 import type { BundleSet, SvidRotator } from '../identity/index.js';
 import type { EndpointInfo, ServiceInfo } from '../control/protocol.js';
+import type { ServiceEntrySpec } from '../config/types.js';
 import type { AccessLog } from '../telemetry/access-log.js';
 import type { ProxyMetrics } from '../telemetry/metrics.js';
 import type { Logger } from '../telemetry/log.js';
@@ -117,12 +118,7 @@ export class OutboundProxy {
       return this.toMesh(req, res, started, svc, t);
     }
     const eg = egressFor(state.egress, t.host, t.port);
-    if (eg) {
-      const ep = eg.spec.resolution === 'STATIC' && eg.spec.endpoints?.length ? eg.spec.endpoints[Math.floor(Math.random() * eg.spec.endpoints.length)] : undefined;
-      const portName = eg.spec.ports?.find((p) => p.number === t.port)?.name;
-      const dest = ep ? { host: ep.address!, port: (portName && ep.ports?.[portName]) || eg.spec.ports?.find((p) => p.number === t.port)?.targetPort || t.port } : { host: t.host, port: t.port };
-      return this.toPlain(req, res, started, t, dest, `ServiceEntry ${eg.entry.namespace}/${eg.entry.name}`);
-    }
+    if (eg) return this.toPlain(req, res, started, t, egressDestination(eg.spec, t.host, t.port), `ServiceEntry ${eg.entry.namespace}/${eg.entry.name}`);
     if (state.snapshot.mesh.outboundTrafficPolicy === 'ALLOW_ANY') return this.toPlain(req, res, started, t, { host: t.host, port: t.port }, 'ALLOW_ANY');
     this.o.metrics.egressDenied.inc({ host: t.host });
     return this.reply(req, res, started, 502, `egress to ${t.host}:${t.port} is not allowed: it is not a mesh service and no ServiceEntry admits it (outboundTrafficPolicy REGISTRY_ONLY)`, null, 'DENY');
@@ -244,8 +240,8 @@ export class OutboundProxy {
       this.o.metrics.egressDenied.inc({ host });
       return refuse(403, `egress to ${host}:${port} is not allowed: no ServiceEntry admits it`);
     }
-    const ep = eg?.spec.resolution === 'STATIC' ? eg.spec.endpoints?.[0] : undefined;
-    const up = net.connect({ host: ep?.address ?? host, port });
+    const dest = eg ? egressDestination(eg.spec, host, port) : { host, port };
+    const up = net.connect(dest);
     up.on('connect', () => {
       socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       if (head.length) up.write(head);
@@ -285,6 +281,20 @@ export class OutboundProxy {
       ...(upstream ? { upstream } : {}),
     });
   }
+}
+
+/**
+ * Where a ServiceEntry sends `host:port`: for STATIC resolution one of its endpoints, on the
+ * endpoint's port for the matching port name (Istio: endpoint `ports` map port names to
+ * endpoint ports), else the port's targetPort, else the port asked for; otherwise the host itself.
+ * HTTP egress and CONNECT tunnels both go through here so they agree.
+ */
+export function egressDestination(spec: ServiceEntrySpec, host: string, port: number): { host: string; port: number } {
+  const eps = spec.resolution === 'STATIC' ? (spec.endpoints ?? []).filter((e) => e.address) : [];
+  if (!eps.length) return { host, port };
+  const ep = eps[Math.floor(Math.random() * eps.length)];
+  const sp = spec.ports?.find((p) => p.number === port);
+  return { host: ep.address!, port: (sp?.name && ep.ports?.[sp.name]) || sp?.targetPort || port };
 }
 
 function epKey(ep: EndpointInfo): string {
