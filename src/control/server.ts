@@ -38,6 +38,12 @@ export interface ControlPlaneOptions {
   svidTtlMs?: number;
   /** A sidecar silent for this long is dropped (default 15 s). */
   heartbeatTimeoutMs?: number;
+  /**
+   * After a restart, endpoints registered before it keep being served for this long
+   * unless their sidecars re-register sooner (default 10 s, above the sidecars' 6 s
+   * worst-case reconnect backoff).
+   */
+  reconnectGraceMs?: number;
   watch?: boolean;
   log?: Logger;
 }
@@ -67,6 +73,11 @@ export class ControlPlane {
   private readonly issued = new Map<string, { notAfter: string; serial: string; issuedAt: string }>();
   private readonly intermediates = new IntermediateCache();
   private sweep?: NodeJS.Timeout;
+  /** Endpoints known before a restart whose sidecars have not re-registered yet (see loadEndpoints). */
+  private readonly restored = new Map<string, WorkloadRecord>();
+  private restoredTimer?: NodeJS.Timeout;
+  private saving: Promise<void> = Promise.resolve();
+  private stopping = false;
   private readonly log: Logger;
   readonly spiffeId: string;
 
@@ -92,6 +103,7 @@ export class ControlPlane {
     this.authority = new IdentityAuthority(this.ca, this.tokens);
     this.bundles = BundleSet.of(this.ca.trustDomain, this.ca.roots);
     await this.loadQuarantine();
+    await this.loadEndpoints();
 
     this.config.reload();
     const first = this.config.snapshot();
@@ -157,7 +169,10 @@ export class ControlPlane {
   }
 
   async stop(): Promise<void> {
+    // Sidecars dropped by our own shutdown are not gone: keep them in endpoints.json.
+    this.stopping = true;
     clearInterval(this.sweep);
+    clearTimeout(this.restoredTimer);
     this.config.close();
     this.rotator?.stop();
     for (const c of this.conns.values()) c.socket.destroy();
@@ -189,9 +204,10 @@ export class ControlPlane {
     );
     const drop = () => {
       if (!this.conns.delete(conn.id)) return;
-      if (conn.record) {
+      if (conn.record && !this.stopping) {
         this.registry.remove(conn.record.id);
         this.log.info({ workload: conn.record.id }, 'sidecar disconnected');
+        this.saveEndpoints();
         this.pushAll();
       }
     };
@@ -214,6 +230,8 @@ export class ControlPlane {
         // A sidecar that reconnects replaces its older record.
         for (const c of this.conns.values()) if (c !== conn && c.record?.id === id) c.socket.destroy();
         conn.record = this.registry.add(id, conn.spiffeId, reg);
+        this.restored.delete(id);
+        this.saveEndpoints();
         this.log.info({ workload: id, spiffeId: conn.spiffeId }, 'sidecar registered');
         send(conn.socket, { type: 'welcome', spiffeId: conn.spiffeId });
         this.pushAll();
@@ -262,7 +280,8 @@ export class ControlPlane {
   pushAll(): void {
     const snap = this.config.snapshot();
     if (!snap) return;
-    const services = servicesOf(this.registry.all(), snap);
+    const live = this.registry.all();
+    const services = servicesOf(this.restored.size ? [...live, ...[...this.restored.values()].filter((r) => !this.registry.get(r.id))] : live, snap);
     const q = [...this.quarantined];
     for (const c of this.conns.values()) {
       const r = c.record;
@@ -321,6 +340,53 @@ export class ControlPlane {
 
   private recordIssued(s: { spiffeId: string; notAfter: Date; serialHex: string }): void {
     this.issued.set(s.spiffeId, { notAfter: s.notAfter.toISOString(), serial: s.serialHex, issuedAt: new Date().toISOString() });
+  }
+
+  // ---- endpoints across restarts ----
+  // The registry is built from live connections, so a restarted control plane starts
+  // empty. Without memory, the first sidecar to reconnect would be sent a slice without
+  // the services whose sidecars have not reconnected yet, and its app's calls to them
+  // would fail (502: "not a mesh service") until they do: a control-plane restart
+  // breaking traffic between running sidecars. So the registered endpoints are kept in
+  // <data-dir>/endpoints.json, and after a restart they keep being served until their
+  // sidecar re-registers or the grace period ends.
+  private endpointsPath(): string {
+    return join(this.o.dataDir, 'endpoints.json');
+  }
+
+  private async loadEndpoints(): Promise<void> {
+    let list: unknown;
+    try {
+      list = JSON.parse(await readFile(this.endpointsPath(), 'utf8'));
+    } catch {
+      return;
+    }
+    if (!Array.isArray(list)) return;
+    for (const r of list as Partial<WorkloadRecord>[]) {
+      if (!r || typeof r.id !== 'string' || typeof r.spiffeId !== 'string' || this.quarantined.has(r.spiffeId)) continue;
+      if (this.checkRegistration(r.spiffeId, r as Registration)) continue;
+      this.restored.set(r.id, { ...(r as WorkloadRecord), connectedAt: '', lastHeartbeat: 0, sentVersion: null, appliedVersion: null, nack: null, connected: true });
+    }
+    if (!this.restored.size) return;
+    const grace = this.o.reconnectGraceMs ?? 10_000;
+    this.log.info({ endpoints: this.restored.size, graceMs: grace }, 'serving the endpoints registered before the restart until their sidecars reconnect');
+    this.restoredTimer = setTimeout(() => {
+      if (!this.restored.size) return;
+      this.log.info({ endpoints: [...this.restored.keys()] }, 'endpoints whose sidecars did not reconnect are dropped');
+      this.restored.clear();
+      this.pushAll();
+    }, grace);
+    this.restoredTimer.unref();
+  }
+
+  private saveEndpoints(): void {
+    if (this.stopping) return;
+    this.saving = this.saving
+      .then(() => {
+        const list = this.registry.all().map((r) => ({ id: r.id, spiffeId: r.spiffeId, service: r.service, namespace: r.namespace, serviceAccount: r.serviceAccount, labels: r.labels, address: r.address, port: r.port, servicePort: r.servicePort }));
+        return writeFileAtomic(this.endpointsPath(), JSON.stringify(list, null, 1) + '\n');
+      })
+      .catch((e) => this.log.error({ err: (e as Error).message }, 'could not persist the registered endpoints'));
   }
 
   // ---- quarantine ----
