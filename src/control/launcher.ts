@@ -33,13 +33,8 @@ export interface SidecarSpec {
   dataDir?: string;
 }
 
-export interface SidecarPorts {
-  inbound: number;
-  outbound: number;
-  admin: number;
-  upstreams: Record<string, number>;
-  spiffeId: string;
-}
+export type { SidecarPorts } from '../proxy/sidecar.js';
+import type { SidecarPorts } from '../proxy/sidecar.js';
 
 export class ManagedProcess {
   constructor(

@@ -10,6 +10,7 @@ import { buildCustomProviders } from '../../policy/custom.js';
 import type { Decision } from '../../policy/engine.js';
 import { parseAuthzInput } from '../../policy/input.js';
 import type { ParsedInput } from '../../policy/input.js';
+import { collect, parseKeyValues, parsePort } from '../flags.js';
 import { paint, parseOutputFormat, renderData, renderTable, terminalWidth } from '../output.js';
 
 interface CheckOpts {
@@ -37,22 +38,8 @@ interface CheckOpts {
   now?: string;
 }
 
-const collect = (v: string, prev: string[]) => [...prev, v];
-
-function kv(list: string, flag: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const part of list.split(',').filter(Boolean)) {
-    const eq = part.indexOf('=');
-    if (eq <= 0) throw new ZtmError('ZTM_USAGE', `${flag} expects key=value pairs, got "${part}"`);
-    out[part.slice(0, eq)] = part.slice(eq + 1);
-  }
-  return out;
-}
-
 function portFlag(v: string | undefined, flag: string): number | undefined {
-  if (v === undefined) return undefined;
-  if (!/^[0-9]{1,5}$/.test(v) || Number(v) < 1 || Number(v) > 65535) throw new ZtmError('ZTM_USAGE', `${flag} must be a port number 1..65535, got "${v}"`);
-  return Number(v);
+  return v === undefined ? undefined : parsePort(v, flag);
 }
 
 function singleRequest(o: CheckOpts): unknown {
@@ -73,7 +60,7 @@ function singleRequest(o: CheckOpts): unknown {
     }
   }
   const req: Record<string, unknown> = {
-    workload: { namespace: o.workloadNamespace, labels: o.workloadLabels ? kv(o.workloadLabels, '--workload-labels') : {} },
+    workload: { namespace: o.workloadNamespace, labels: o.workloadLabels ? parseKeyValues(o.workloadLabels, '--workload-labels') : {} },
     request: { method: o.method, path: o.path, ...(o.host ? { host: o.host } : {}), headers },
   };
   const port = portFlag(o.port, '--port');

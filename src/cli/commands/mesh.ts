@@ -10,29 +10,9 @@ import { ControlPlane } from '../../control/server.js';
 import { Sidecar } from '../../proxy/sidecar.js';
 import { createLogger } from '../../telemetry/log.js';
 import { paint, parseOutputFormat, renderData, renderTable, terminalWidth } from '../output.js';
+import { collect, parseHostPort, parseKeyValues, parsePort } from '../flags.js';
 
-const collect = (v: string, prev: string[]) => [...prev, v];
-
-export function parsePort(v: string, flag: string, allowZero = false): number {
-  if (!/^[0-9]{1,5}$/.test(v) || Number(v) > 65535 || (!allowZero && Number(v) === 0)) throw new ZtmError('ZTM_USAGE', `${flag} must be a port number${allowZero ? ' (0 = any free port)' : ''}, got "${v}"`);
-  return Number(v);
-}
-
-export function parseHostPort(v: string, flag: string, allowZero = false): { host: string; port: number } {
-  const m = /^(\[[^\]]+\]|[^:]+):([0-9]{1,5})$/.exec(v);
-  if (!m) throw new ZtmError('ZTM_USAGE', `${flag} must be host:port, got "${v}"`);
-  return { host: m[1].replace(/^\[|\]$/g, ''), port: parsePort(m[2], flag, allowZero) };
-}
-
-function labels(v: string | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const part of (v ?? '').split(',').filter(Boolean)) {
-    const eq = part.indexOf('=');
-    if (eq <= 0) throw new ZtmError('ZTM_USAGE', `--labels expects key=value pairs, got "${part}"`);
-    out[part.slice(0, eq)] = part.slice(eq + 1);
-  }
-  return out;
-}
+export { parsePort, parseHostPort } from '../flags.js';
 
 /** Resolve on SIGINT/SIGTERM. */
 function untilSignal(): Promise<string> {
@@ -128,7 +108,7 @@ export function registerMesh(program: Command, ctx: CliContext): void {
         service: o.service as string,
         namespace: o.namespace as string,
         serviceAccount: o.serviceAccount as string,
-        labels: labels(o.labels as string),
+        labels: parseKeyValues(o.labels as string, '--labels'),
         appPort: parsePort(o.appPort as string, '--app-port'),
         port: parsePort(o.port as string, '--port', true),
         servicePort: o.servicePort ? parsePort(o.servicePort as string, '--service-port') : undefined,
