@@ -160,6 +160,7 @@ spec:
     const steps: Step[] = [
       { caller: 'web-frontend', target: 'user-service', request: 'GET /api/v1/users/42', expect: 'allowed', why: 'storefront reads a profile', run: as('web-frontend', 'GET', 'http://user-service:8080/api/v1/users/42') },
       { caller: 'web-frontend', target: 'order-service', request: 'POST /api/v1/orders', expect: 'allowed', why: 'order calls catalog + payment', run: as('web-frontend', 'POST', 'http://order-service:8080/api/v1/orders', '{"product":7}') },
+      { caller: 'web-frontend', target: 'shipping-service', request: 'GET /api/v1/shipments/9', expect: 'allowed', why: 'storefront tracks a parcel', run: as('web-frontend', 'GET', 'http://shipping-service:8080/api/v1/shipments/9') },
       { caller: 'order-service', target: 'product-catalog', request: 'GET /api/v1/products/7', expect: 'allowed', why: 'explicit allow', run: as('order-service', 'GET', 'http://product-catalog:8080/api/v1/products/7') },
       { caller: 'order-service', target: 'payment-service', request: 'POST /api/v1/charges', expect: 'allowed', why: 'explicit allow', run: as('order-service', 'POST', 'http://payment-service:8080/api/v1/charges', '{"amount":1999}') },
       { caller: 'order-service', target: 'user-service', request: 'GET /api/v1/users', expect: 'denied', why: 'compromised order: default deny', run: as('order-service', 'GET', 'http://user-service:8080/api/v1/users') },
