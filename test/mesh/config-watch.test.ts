@@ -35,14 +35,15 @@ function nextEvent(store: ConfigStore, timeoutMs: number): Promise<'snapshot' | 
 test('config watcher: every atomic replace, new subdirectory and single-file path is seen by events (no polling)', async () => {
   const dir = tempDir('watch');
   const cfg = join(dir, 'config');
-  mkdirSync(cfg);
-  copyFileSync(join(examples, '00-mtls.yaml'), join(cfg, '00-mtls.yaml'));
-  const payment = readFileSync(join(examples, '20-payment-service.yaml'), 'utf8');
-  const tighter = payment.replace('"/api/v1/charges", "/api/v1/refunds"', '"/api/v1/charges"');
-  writeConfig(cfg, '20-payment-service.yaml', payment);
   const store = new ConfigStore([cfg]);
   const single = new ConfigStore([join(cfg, '00-mtls.yaml')]);
   try {
+    mkdirSync(cfg);
+    copyFileSync(join(examples, '00-mtls.yaml'), join(cfg, '00-mtls.yaml'));
+    const payment = readFileSync(join(examples, '20-payment-service.yaml'), 'utf8');
+    const tighter = payment.replace('"/api/v1/charges", "/api/v1/refunds"', '"/api/v1/charges"');
+    assert.notEqual(tighter, payment);
+    writeConfig(cfg, '20-payment-service.yaml', payment);
     assert.ok(store.reload());
     assert.ok(single.reload());
     store.watch(60_000);

@@ -272,15 +272,44 @@ export function runCliAsync(args: string[]): Promise<{ code: number; stdout: str
 }
 
 /**
- * Stop every process of the mesh, then kill anything still running whose command line
- * names this test's temp dir (every child gets `--data-dir <dir>/...`), then remove it.
+ * Stop every process of the mesh; then, by process id, kill any child of this test
+ * process still running whose command line names this test's temp dir (every mesh
+ * process gets `--data-dir <dir>/...`); then remove the dir.
  */
 export async function teardown(mesh: LocalMesh | undefined, dir: string, extra: { stop(): Promise<void> }[] = []): Promise<void> {
   await Promise.allSettled(extra.map((x) => x.stop()));
-  if (mesh) await mesh.stopAll().catch(() => undefined);
-  await new Promise<void>((r) => execFile('pkill', ['-KILL', '-f', '--', `--data-dir ${dir}/`], () => r()));
+  if (mesh) await Promise.allSettled([...mesh.sidecars.map((s) => s.stop()), mesh.control?.stop()]);
+  for (const pid of childrenNaming(dir)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
   if (process.env.ZTMESH_KEEP_TEST_DIRS) return;
   rmSync(dir, { recursive: true, force: true });
+}
+
+/** Child processes of this process whose command line contains `text` (Linux /proc). */
+function childrenNaming(text: string): number[] {
+  const out: number[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc').filter((n) => /^[0-9]+$/.test(n));
+  } catch {
+    return out;
+  }
+  for (const pid of entries) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid !== process.pid) continue;
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(text)) out.push(Number(pid));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
 }
 
 /** On failure, the tail of each process log helps more than a bare assertion. */
