@@ -120,11 +120,16 @@ spec:
 
 test('fail-static: a sidecar restarted while the control plane is down serves from its persisted certificate and configuration', async () => {
   await mesh.waitInSync();
-  const before = { order: await sidecarStatus(order), payment: await sidecarStatus(payment) };
-  assert.ok(before.order.version && before.payment.version);
-
   // Stop both sidecars and the control plane; bring the sidecars back from their data dirs only.
-  await Promise.all([order.stop(), payment.stop()]);
+  // One at a time: when order-service leaves, the control plane sends payment-service a new
+  // slice (without order-service), so payment's last version is read after that.
+  const before = { order: await sidecarStatus(order), payment: await sidecarStatus(payment) };
+  await order.stop();
+  await mesh.waitInSync();
+  before.payment = await sidecarStatus(payment);
+  assert.ok(before.order.version && before.payment.version);
+  assert.ok(before.order.services.some((s) => s.name === 'payment-service.production' && s.endpoints === 1));
+  await payment.stop();
   await mesh.control!.stop();
   assert.equal(mesh.control!.running, false);
   const [order2, payment2] = await Promise.all([
