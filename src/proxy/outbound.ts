@@ -144,9 +144,19 @@ export class OutboundProxy {
     const key = `${epKey(ep)}|${ids}`;
     let a = this.agents.get(key);
     if (!a) {
-      // No TLS session resumption: every new connection is a full handshake whose
-      // server certificate is checked for the service's identity.
-      a = new https.Agent({ keepAlive: true, maxSockets: 256, maxCachedSessions: 0, scheduling: 'lifo' });
+      // One agent per endpoint and identity set: connections are pooled, and TLS sessions
+      // are resumed only with the endpoint whose certificate was checked for exactly these
+      // identities on the full handshake that created the session (Node skips
+      // checkServerIdentity on a resumed session; the session key proves it is the same
+      // peer). The server side re-verifies our certificate on every resumption.
+      a = new https.Agent({ keepAlive: true, maxSockets: 256, maxCachedSessions: 64, scheduling: 'lifo' });
+      const counter = this.o.metrics.upstreamHandshakes;
+      const create = a.createConnection.bind(a);
+      (a as unknown as { createConnection: typeof create }).createConnection = ((opts: tls.ConnectionOptions, cb?: () => void) => {
+        const sock = create(opts, cb) as tls.TLSSocket;
+        sock.once('secureConnect', () => counter.inc({ resumed: String(sock.isSessionReused()) }));
+        return sock;
+      }) as unknown as typeof create;
       this.agents.set(key, a);
     }
     return a;

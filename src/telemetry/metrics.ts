@@ -10,6 +10,7 @@ export class ProxyMetrics {
   readonly configVersion: Gauge<'version'>;
   readonly configUpdates: Counter<'result'>;
   readonly egressDenied: Counter<'host'>;
+  readonly upstreamHandshakes: Counter<'resumed'>;
 
   constructor(labels: Record<string, string> = {}) {
     this.registry.setDefaultLabels(labels);
@@ -31,6 +32,7 @@ export class ProxyMetrics {
     this.svidExpiry = new Gauge({ name: 'ztmesh_svid_expiry_seconds', help: 'Seconds until the workload certificate expires', registers });
     this.configVersion = new Gauge({ name: 'ztmesh_config_version_info', help: 'The configuration version applied (value 1)', labelNames: ['version'], registers });
     this.configUpdates = new Counter({ name: 'ztmesh_config_updates_total', help: 'Configuration versions received, by result (ack or nack)', labelNames: ['result'], registers });
+    this.upstreamHandshakes = new Counter({ name: 'ztmesh_upstream_tls_handshakes_total', help: 'mTLS connections opened to peer sidecars, by whether the TLS session was resumed', labelNames: ['resumed'], registers });
     this.egressDenied = new Counter({ name: 'ztmesh_egress_denied_total', help: 'Outbound requests to hosts outside the mesh refused (no ServiceEntry)', labelNames: ['host'], registers });
   }
 }
