@@ -215,11 +215,11 @@ spec:
 
     if (o.once) return failures ? 1 : 0;
     w.write(`\nThe mesh keeps running. Try:\n`);
-    w.write(`  ztmesh status --admin http://127.0.0.1:${cp.adminPort}\n`);
+    w.write(`  npx ztmesh status --admin http://127.0.0.1:${cp.adminPort}\n`);
     w.write(`  curl -x http://127.0.0.1:${sc['order-service']!.ports.outbound} http://payment-service:8080/api/v1/charges -X POST\n`);
-    w.write(`  ztmesh quarantine ${ORDER_ID} --admin http://127.0.0.1:${cp.adminPort}\n`);
+    w.write(`  npx ztmesh quarantine ${ORDER_ID} --admin http://127.0.0.1:${cp.adminPort}\n`);
     w.write(`Metrics: ${[...SERVICES, 'web-frontend' as const].map((s) => `${s} http://127.0.0.1:${sc[s]!.ports.admin}/metrics`).join('\n         ')}\n`);
-    w.write(`Access logs and process logs: ${join(dir, 'run')}\nPress Ctrl-C to stop.\n`);
+    w.write(`Access logs and process logs: ${join(dir, 'run')}${o.keep ? '' : ' (removed on exit; --keep keeps them)'}\nPress Ctrl-C to stop.\n`);
     await new Promise<void>((r) => {
       process.once('SIGINT', () => r());
       process.once('SIGTERM', () => r());
