@@ -158,6 +158,8 @@ export class Sidecar {
     this.xds?.stop();
     this.identity?.stop();
     await Promise.all([this.inbound?.close(), this.outbound?.close(), new Promise<void>((r) => (this.admin?.listening ? this.admin.close(() => r()) : r()))]);
+    // The last applied slice reaches the disk before the process exits.
+    await this.persisting;
   }
 
   /** Validate and install a slice; returns an error message (NACK) or null (ACK). */
@@ -170,7 +172,7 @@ export class Sidecar {
       this.metrics.configVersion.set({ version: next.version }, 1);
       this.metrics.configUpdates.inc({ result: 'ack' });
       this.lastNack = null;
-      void writeFileAtomic(join(this.o.dataDir, 'slice.json'), JSON.stringify(slice)).catch((e) => this.o.log.error({ err: (e as Error).message }, 'could not persist the configuration'));
+      this.persist(slice);
       this.o.log.info({ version: next.version, policies: next.policies.allow.length + next.policies.deny.length + next.policies.custom.length, services: slice.services.length }, 'configuration applied');
       return null;
     } catch (e) {
@@ -181,6 +183,28 @@ export class Sidecar {
       return msg;
     }
   }
+
+  /**
+   * Keep the applied slice on disk for fail-static restarts. Writes are serialized and
+   * always write the latest: concurrent atomic writes (temp file + rename) finish in any
+   * order, and slices applied back to back (a startup, a burst of registrations) used to
+   * leave an older version on disk than the one being served.
+   */
+  private persist(slice: WorkloadSlice): void {
+    const queued = this.pendingPersist !== null;
+    this.pendingPersist = slice;
+    if (queued) return;
+    this.persisting = this.persisting
+      .then(async () => {
+        const latest = this.pendingPersist;
+        this.pendingPersist = null;
+        if (latest) await writeFileAtomic(join(this.o.dataDir, 'slice.json'), JSON.stringify(latest));
+      })
+      .catch((e) => this.o.log.error({ err: (e as Error).message }, 'could not persist the configuration'));
+  }
+
+  private pendingPersist: WorkloadSlice | null = null;
+  private persisting: Promise<void> = Promise.resolve();
 
   private async loadPersistedSlice(): Promise<void> {
     let text: string;

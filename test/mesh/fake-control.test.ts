@@ -21,7 +21,7 @@ import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { XDS_ALPN, onMessages, send } from '../../src/control/protocol.js';
 import type { Registration, ToControl, ToSidecar, WorkloadSlice } from '../../src/control/protocol.js';
-import { App, LocalMesh, SERVICE_PORT, configDir, httpRequest, id, logsOf, meshSvid, metric, runCliAsync, sidecarStatus, teardown, tempDir, viaSidecar, waitFor } from './harness.js';
+import { App, LocalMesh, SERVICE_PORT, configDir, httpRequest, id, logsOf, meshSvid, metric, runCliAsync, sidecarStatus, sleep, teardown, tempDir, viaSidecar, waitFor } from './harness.js';
 import type { SidecarHandle, TestSvid } from './harness.js';
 
 const dir = tempDir('fakecp');
@@ -286,4 +286,23 @@ test('a version the sidecar cannot apply is NACKed with its reason; the sidecar 
   const r = await viaSidecar(order, 'GET', CHARGES);
   assert.equal(r.status, 200, `${r.status} ${r.body}\n${logsOf(dir)}`);
   await waitFor('good-0004 to be persisted', () => (JSON.parse(readFileSync(`${payment.dataDir}/slice.json`, 'utf8')) as WorkloadSlice).version === 'good-0004', 2000);
+});
+
+test('versions applied back to back: the one persisted for a fail-static restart is the last one applied', async () => {
+  await useFakeControlPlane();
+  const base = await configDump(payment);
+  const c = fake!.conn('payment-service');
+  // Slices of different sizes, so the writes of the persisted copy finish in varying order.
+  const N = 40;
+  const versions = Array.from({ length: N }, (_, i) => `burst-${String(i).padStart(3, '0')}`);
+  const filler = (i: number) => ({ apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name: `filler-${i}`, namespace: 'production', annotations: { pad: 'x'.repeat(((N - i) * 7919) % 200_000) } }, spec: { selector: { matchLabels: { app: 'nobody' } }, action: 'DENY', rules: [{ to: [{ operation: { paths: ['/nothing'] } }] }] } });
+  const from = c.messages.length;
+  for (let i = 0; i < N; i++) c.socket.write(JSON.stringify({ type: 'slice', slice: { ...base, version: versions[i], resources: [...base.resources, filler(i)] } }) + '\n');
+  await fake!.waitFor('every burst version to be answered', () => (c.messages.slice(from).filter((m) => m.type === 'ack').length === N ? true : undefined), 20_000);
+  assert.equal((await sidecarStatus(payment)).version, versions[N - 1]);
+  await sleep(500);
+  const persisted = JSON.parse(readFileSync(`${payment.dataDir}/slice.json`, 'utf8')) as WorkloadSlice;
+  assert.equal(persisted.version, versions[N - 1], 'an older version than the one applied was persisted for the next restart');
+  // Leave the sidecar on its previous table.
+  assert.equal((await fake!.push('payment-service', { ...base, version: 'after-burst' })).type, 'ack');
 });
