@@ -9,28 +9,14 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { performance } from 'node:perf_hooks';
 import { compileModules, fromJSON, parseJSONExact } from '../src/rego/index.js';
+import { nsPerCall } from './util.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-/** Median ns per call over `rounds` batches, after a warm-up. */
-function nsPerCall(fn: () => unknown, batch = 2000, rounds = 25): number {
-  for (let i = 0; i < batch * 2; i++) fn();
-  const per: number[] = [];
-  for (let r = 0; r < rounds; r++) {
-    const t0 = performance.now();
-    for (let i = 0; i < batch; i++) fn();
-    per.push(((performance.now() - t0) * 1e6) / batch);
-  }
-  return median(per);
-}
+/** This benchmark's batch size and rounds where a row gives none (smaller batches than bench/util.ts's default). */
+const BATCH = 2000;
+const ROUNDS = 25;
 
 function fmt(ns: number): string {
   return ns >= 1000 ? `${(ns / 1000).toFixed(2)} µs` : `${ns.toFixed(0)} ns`;
@@ -47,9 +33,9 @@ const path = ['ecommerce', 'authz', 'allow'];
 if (policy.evalPath(path, { input: allowInput, data, raw: true }) !== true) throw new Error('example policy should allow');
 if (policy.evalPath(path, { input: denyInput, data, raw: true }) !== false) throw new Error('example policy should deny');
 const rows: string[][] = [];
-rows.push(['example policy, allowed', fmt(nsPerCall(() => policy.evalPath(path, { input: allowInput, data, raw: true })))]);
-rows.push(['example policy, denied', fmt(nsPerCall(() => policy.evalPath(path, { input: denyInput, data, raw: true })))]);
-rows.push(['example policy, allowed (query string API)', fmt(nsPerCall(() => policy.evalRaw('data.ecommerce.authz.allow', { input: allowInput, data, raw: true })))]);
+rows.push(['example policy, allowed', fmt(nsPerCall(() => policy.evalPath(path, { input: allowInput, data, raw: true }), BATCH, ROUNDS))]);
+rows.push(['example policy, denied', fmt(nsPerCall(() => policy.evalPath(path, { input: denyInput, data, raw: true }), BATCH, ROUNDS))]);
+rows.push(['example policy, allowed (query string API)', fmt(nsPerCall(() => policy.evalRaw('data.ecommerce.authz.allow', { input: allowInput, data, raw: true }), BATCH, ROUNDS))]);
 
 // ---- 2. 1,000 rules ----
 const N = 1000;
@@ -66,8 +52,8 @@ for (const p of [indexed, plain]) {
   if (p.evalPath(['big', 'allow'], { input: hit, raw: true }) !== true) throw new Error('1,000-rule policy should allow');
   if (p.evalPath(['big', 'allow'], { input: miss, raw: true }) !== false) throw new Error('1,000-rule policy should deny');
 }
-rows.push([`${N} rules, indexed, last rule matches`, fmt(nsPerCall(() => indexed.evalPath(['big', 'allow'], { input: hit, raw: true })))]);
-rows.push([`${N} rules, indexed, no rule matches`, fmt(nsPerCall(() => indexed.evalPath(['big', 'allow'], { input: miss, raw: true })))]);
+rows.push([`${N} rules, indexed, last rule matches`, fmt(nsPerCall(() => indexed.evalPath(['big', 'allow'], { input: hit, raw: true }), BATCH, ROUNDS))]);
+rows.push([`${N} rules, indexed, no rule matches`, fmt(nsPerCall(() => indexed.evalPath(['big', 'allow'], { input: miss, raw: true }), BATCH, ROUNDS))]);
 rows.push([`${N} rules, no index, last rule matches`, fmt(nsPerCall(() => plain.evalPath(['big', 'allow'], { input: hit, raw: true }), 50, 15))]);
 rows.push([`${N} rules, no index, no rule matches`, fmt(nsPerCall(() => plain.evalPath(['big', 'allow'], { input: miss, raw: true }), 50, 15))]);
 

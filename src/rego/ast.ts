@@ -23,6 +23,59 @@ export type Term =
 
 export type TermOf<T extends Term['type']> = Extract<Term, { type: T }>;
 
+/** Comprehension terms: each has a body of its own (and its own local vars). */
+export type ComprehensionTerm = TermOf<'arraycomp' | 'setcomp' | 'objcomp'>;
+
+export function isComprehension(t: Term): t is ComprehensionTerm {
+  return t.type === 'arraycomp' || t.type === 'setcomp' || t.type === 'objcomp';
+}
+
+/**
+ * Calls `fn` on each direct subterm of `t`, in source order: a ref's head, then its path;
+ * array and set items; object keys and values, pair by pair; a call's arguments (not
+ * `fnRef`, which only names the function); a template's embedded terms; a comprehension's
+ * head (or key, then value). Scalars and vars have none.
+ *
+ * A comprehension's body is expressions, not terms, so it is not visited here: a caller that
+ * should look inside walks `t.body` itself, and one that should stop at comprehensions
+ * checks `isComprehension(t)` before calling this.
+ */
+export function forEachSubterm(t: Term, fn: (sub: Term) => void): void {
+  switch (t.type) {
+    case 'ref':
+      fn(t.head);
+      for (const p of t.path) fn(p);
+      return;
+    case 'array':
+    case 'set':
+      for (const x of t.items) fn(x);
+      return;
+    case 'object':
+      for (const [k, v] of t.items) {
+        fn(k);
+        fn(v);
+      }
+      return;
+    case 'call':
+      for (const a of t.args) fn(a);
+      return;
+    case 'template':
+      for (const p of t.parts) if (typeof p !== 'string') fn(p);
+      return;
+    case 'arraycomp':
+    case 'setcomp':
+      fn(t.head);
+      return;
+    case 'objcomp':
+      fn(t.key);
+      fn(t.value);
+      return;
+    case 'scalar':
+    case 'var':
+      return;
+  }
+}
+
 export interface With {
   target: Term; // ref or var
   value: Term;

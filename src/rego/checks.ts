@@ -5,6 +5,7 @@
  * (rego_compile_error: unused/duplicate imports, unused assignments, deprecated built-ins).
  */
 import type { Body, Expr, Loc, Module, Term } from './ast.js';
+import { forEachSubterm, isComprehension } from './ast.js';
 import { BUILTINS } from './builtins/index.js';
 import { collectExprVars, collectVars, exprVarsInfo, refName, type CompiledModules, type CRule, type RuleNode } from './compiler.js';
 import { ZtmError } from '../errors.js';
@@ -38,40 +39,8 @@ function eachRule(node: RuleNode, fn: (r: CRule) => void): void {
 function visitTerms(body: Body, fn: (t: Term) => void): void {
   const vt = (t: Term): void => {
     fn(t);
-    switch (t.type) {
-      case 'ref':
-        vt(t.head);
-        t.path.forEach(vt);
-        break;
-      case 'array':
-      case 'set':
-        t.items.forEach(vt);
-        break;
-      case 'object':
-        t.items.forEach(([a, b]) => {
-          vt(a);
-          vt(b);
-        });
-        break;
-      case 'call':
-        t.args.forEach(vt);
-        break;
-      case 'template':
-        t.parts.forEach((p) => typeof p !== 'string' && vt(p));
-        break;
-      case 'arraycomp':
-      case 'setcomp':
-        vt(t.head);
-        visitTerms(t.body, fn);
-        break;
-      case 'objcomp':
-        vt(t.key);
-        vt(t.value);
-        visitTerms(t.body, fn);
-        break;
-      default:
-        break;
-    }
+    forEachSubterm(t, vt);
+    if (isComprehension(t)) visitTerms(t.body, fn);
   };
   for (const e of body) {
     if (e.type === 'term') vt(e.term);
@@ -257,34 +226,10 @@ function checkUnsafe(r: CRule, add: (i: CompileIssue) => void): void {
 }
 
 /** Vars of a term outside comprehensions (their bodies bind their own vars). */
+/** Vars of a term, not looking into comprehensions. */
 function shallowVars(t: Term, out: Set<string>): void {
-  switch (t.type) {
-    case 'var':
-      out.add(t.name);
-      return;
-    case 'ref':
-      shallowVars(t.head, out);
-      t.path.forEach((p) => shallowVars(p, out));
-      return;
-    case 'array':
-    case 'set':
-      t.items.forEach((x) => shallowVars(x, out));
-      return;
-    case 'object':
-      t.items.forEach(([a, b]) => {
-        shallowVars(a, out);
-        shallowVars(b, out);
-      });
-      return;
-    case 'call':
-      t.args.forEach((x) => shallowVars(x, out));
-      return;
-    case 'template':
-      t.parts.forEach((p) => typeof p !== 'string' && shallowVars(p, out));
-      return;
-    default:
-      return;
-  }
+  if (t.type === 'var') out.add(t.name);
+  else if (!isComprehension(t)) forEachSubterm(t, (s) => shallowVars(s, out));
 }
 
 function strictModule(m: Module, add: (i: CompileIssue) => void): void {

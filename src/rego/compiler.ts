@@ -4,6 +4,7 @@
  * safety, and builds equality indexes for rule sets.
  */
 import type { Body, Expr, Module, Rule, Term } from './ast.js';
+import { forEachSubterm, isComprehension } from './ast.js';
 import { ZtmError } from '../errors.js';
 import { BUILTINS } from './builtins/index.js';
 import { globToRegExp } from './builtins/strings.js';
@@ -243,43 +244,12 @@ export function isGround(t: Term): boolean {
 
 /** Vars appearing anywhere in a term (not descending into comprehensions' own locals). */
 export function collectVars(t: Term, out: Set<string>): void {
-  switch (t.type) {
-    case 'var':
-      out.add(t.name);
-      return;
-    case 'ref':
-      collectVars(t.head, out);
-      for (const p of t.path) collectVars(p, out);
-      return;
-    case 'array':
-    case 'set':
-      for (const x of t.items) collectVars(x, out);
-      return;
-    case 'object':
-      for (const [k, v] of t.items) {
-        collectVars(k, out);
-        collectVars(v, out);
-      }
-      return;
-    case 'call':
-      for (const a of t.args) collectVars(a, out);
-      return;
-    case 'template':
-      for (const p of t.parts) if (typeof p !== 'string') collectVars(p, out);
-      return;
-    case 'arraycomp':
-    case 'setcomp':
-      collectVars(t.head, out);
-      for (const e of t.body) collectExprVars(e, out);
-      return;
-    case 'objcomp':
-      collectVars(t.key, out);
-      collectVars(t.value, out);
-      for (const e of t.body) collectExprVars(e, out);
-      return;
-    default:
-      return;
+  if (t.type === 'var') {
+    out.add(t.name);
+    return;
   }
+  forEachSubterm(t, (s) => collectVars(s, out));
+  if (isComprehension(t)) for (const e of t.body) collectExprVars(e, out);
 }
 
 export function collectExprVars(e: Expr, out: Set<string>): void {
@@ -794,35 +764,8 @@ function containsComp(e: Expr): boolean {
   let found = false;
   const visit = (t: Term): void => {
     if (found) return;
-    switch (t.type) {
-      case 'arraycomp':
-      case 'setcomp':
-      case 'objcomp':
-        found = true;
-        return;
-      case 'ref':
-        visit(t.head);
-        t.path.forEach(visit);
-        return;
-      case 'array':
-      case 'set':
-        t.items.forEach(visit);
-        return;
-      case 'object':
-        t.items.forEach(([k, v]) => {
-          visit(k);
-          visit(v);
-        });
-        return;
-      case 'call':
-        t.args.forEach(visit);
-        return;
-      case 'template':
-        t.parts.forEach((p) => typeof p !== 'string' && visit(p));
-        return;
-      default:
-        return;
-    }
+    if (isComprehension(t)) found = true;
+    else forEachSubterm(t, visit);
   };
   if (e.type === 'term') visit(e.term);
   else if (e.type === 'somein') visit(e.domain);

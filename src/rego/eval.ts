@@ -361,25 +361,14 @@ export class Evaluator {
       }
       case 'ref':
         return this.evalRef(t, f, k);
-      case 'array': {
-        const gv = groundCached(t);
-        if (gv !== undefined) return k(gv);
-        const out: Value[] = new Array(t.items.length);
-        const step = (i: number): boolean => {
-          if (i === t.items.length) return k(out.slice());
-          return this.evalTerm(t.items[i], f, (v) => {
-            out[i] = v;
-            return step(i + 1);
-          });
-        };
-        return step(0);
-      }
+      case 'array':
       case 'set': {
         const gv = groundCached(t);
         if (gv !== undefined) return k(gv);
+        const isSet = t.type === 'set';
         const out: Value[] = new Array(t.items.length);
         const step = (i: number): boolean => {
-          if (i === t.items.length) return k(RSet.from(out));
+          if (i === t.items.length) return k(isSet ? RSet.from(out) : out.slice());
           return this.evalTerm(t.items[i], f, (v) => {
             out[i] = v;
             return step(i + 1);

@@ -6,6 +6,7 @@
  *   // rs: [{ expressions: [{ value, text, location }], bindings: {} }]
  */
 import type { Body, Term } from './ast.js';
+import { forEachSubterm, isComprehension } from './ast.js';
 import { compileQueryBody, CompiledModules, type CompileOptions } from './compiler.js';
 import { Evaluator, Frame, type EvalOptions } from './eval.js';
 import { parseModule, parseQuery } from './parser.js';
@@ -146,33 +147,8 @@ function collectUserVars(e: Body[number], out: Set<string>): void {
   const s = new Set<string>();
   // only top-level vars of the query (not comprehension locals)
   const visit = (t: Term): void => {
-    switch (t.type) {
-      case 'var':
-        s.add(t.name);
-        return;
-      case 'ref':
-        visit(t.head);
-        t.path.forEach(visit);
-        return;
-      case 'array':
-      case 'set':
-        t.items.forEach(visit);
-        return;
-      case 'object':
-        t.items.forEach(([a, b]) => {
-          visit(a);
-          visit(b);
-        });
-        return;
-      case 'call':
-        t.args.forEach(visit);
-        return;
-      case 'template':
-        t.parts.forEach((p) => typeof p !== 'string' && visit(p));
-        return;
-      default:
-        return;
-    }
+    if (t.type === 'var') s.add(t.name);
+    else if (!isComprehension(t)) forEachSubterm(t, visit);
   };
   if (e.type === 'term') visit(e.term);
   else if (e.type === 'some') e.vars.forEach((v) => s.add(v));

@@ -485,18 +485,34 @@ class JsonParser {
   ws(): void {
     while (this.i < this.s.length && ' \t\n\r'.includes(this.s[this.i])) this.i++;
   }
+  /** Skips white space, then consumes `close` if it comes next (an empty object or array). */
+  private closesEmpty(close: '}' | ']'): boolean {
+    this.ws();
+    if (this.s[this.i] !== close) return false;
+    this.i++;
+    return true;
+  }
+  /** After a member: consumes `,` (more follow: false) or `close` (done: true). */
+  private closesAfterMember(close: '}' | ']'): boolean {
+    this.ws();
+    if (this.s[this.i] === ',') {
+      this.i++;
+      return false;
+    }
+    if (this.s[this.i] === close) {
+      this.i++;
+      return true;
+    }
+    throw new SyntaxError(`expected ',' or '${close}' at offset ${this.i}`);
+  }
   value(): Value {
     this.ws();
     const c = this.s[this.i];
     if (c === '{') {
       this.i++;
       const o = new RObject();
-      this.ws();
-      if (this.s[this.i] === '}') {
-        this.i++;
-        return o;
-      }
-      for (;;) {
+      if (this.closesEmpty('}')) return o;
+      do {
         this.ws();
         if (this.s[this.i] !== '"') throw new SyntaxError(`expected string key at offset ${this.i}`);
         const k = this.str();
@@ -504,39 +520,16 @@ class JsonParser {
         if (this.s[this.i] !== ':') throw new SyntaxError(`expected ':' at offset ${this.i}`);
         this.i++;
         o.set(k, this.value());
-        this.ws();
-        if (this.s[this.i] === ',') {
-          this.i++;
-          continue;
-        }
-        if (this.s[this.i] === '}') {
-          this.i++;
-          return o;
-        }
-        throw new SyntaxError(`expected ',' or '}' at offset ${this.i}`);
-      }
+      } while (!this.closesAfterMember('}'));
+      return o;
     }
     if (c === '[') {
       this.i++;
       const a: Value[] = [];
-      this.ws();
-      if (this.s[this.i] === ']') {
-        this.i++;
-        return a;
-      }
-      for (;;) {
-        a.push(this.value());
-        this.ws();
-        if (this.s[this.i] === ',') {
-          this.i++;
-          continue;
-        }
-        if (this.s[this.i] === ']') {
-          this.i++;
-          return a;
-        }
-        throw new SyntaxError(`expected ',' or ']' at offset ${this.i}`);
-      }
+      if (this.closesEmpty(']')) return a;
+      do a.push(this.value());
+      while (!this.closesAfterMember(']'));
+      return a;
     }
     if (c === '"') return this.str();
     if (this.s.startsWith('true', this.i)) {

@@ -15,6 +15,7 @@ import { RegoEvalError } from '../errors.js';
 import { parseModule, parseQuery, parseTerm } from '../parser.js';
 import { compare, equal, fromJSON, parseJSONExact, RObject, RSet, toJSONText, type Value } from '../value.js';
 import type { Body, Module, Term } from '../ast.js';
+import { forEachSubterm, isComprehension } from '../ast.js';
 
 export interface Case {
   note: string;
@@ -187,31 +188,11 @@ function groundTerm(t: Term): Value {
 }
 
 function collectQueryVars(e: Body[number], out: Set<string>): void {
+  // Not into comprehensions (their locals are not query vars), nor into templates.
   const visit = (t: Term): void => {
-    switch (t.type) {
-      case 'var':
-        if (t.name !== '_' && t.name !== 'data' && t.name !== 'input' && !t.name.startsWith('__')) out.add(t.name);
-        return;
-      case 'ref':
-        visit(t.head);
-        t.path.forEach(visit);
-        return;
-      case 'array':
-      case 'set':
-        t.items.forEach(visit);
-        return;
-      case 'object':
-        t.items.forEach(([a, b]) => {
-          visit(a);
-          visit(b);
-        });
-        return;
-      case 'call':
-        t.args.forEach(visit);
-        return;
-      default:
-        return;
-    }
+    if (t.type === 'var') {
+      if (t.name !== '_' && t.name !== 'data' && t.name !== 'input' && !t.name.startsWith('__')) out.add(t.name);
+    } else if (!isComprehension(t) && t.type !== 'template') forEachSubterm(t, visit);
   };
   if (e.negated) return;
   if (e.type === 'term') visit(e.term);
