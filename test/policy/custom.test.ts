@@ -95,8 +95,9 @@ test('external OPA provider: REST Data API, timeout and failing closed (or open 
   await new Promise<void>((r) => opa.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(opa.address() as AddressInfo).port}`;
   try {
-    const build = (extra: string) => {
-      const dir = tempConfig({ 'config/mesh.yaml': mesh(`  - name: ext\n    opa: {url: "${url}", path: "envoy/authz/allow", timeout: 200ms${extra}}`), 'config/p.yaml': customPolicy });
+    // Generous timeouts where the answer must arrive (a loaded CI machine), a short one to test the timeout.
+    const build = (extra: string, timeout = '5s') => {
+      const dir = tempConfig({ 'config/mesh.yaml': mesh(`  - name: ext\n    opa: {url: "${url}", path: "envoy/authz/allow", timeout: ${timeout}${extra}}`), 'config/p.yaml': customPolicy });
       const res = loadConfig([join(dir, 'config')]);
       assert.ok(res.ok);
       return compile(res.config);
@@ -108,12 +109,13 @@ test('external OPA provider: REST Data API, timeout and failing closed (or open 
     assert.equal((await run(snap, '/ok')).decision, 'ALLOW');
     assert.equal((await run(snap, '/no')).decision, 'DENY');
     assert.equal((seen[0] as { url: string }).url, '/v1/data/envoy/authz/allow');
-    delay = 500;
-    const slow = await run(snap, '/ok');
+    delay = 1000;
+    const slow = await run(build('', '100ms'), '/ok');
     assert.equal(slow.decision, 'DENY');
     assert.match(slow.reason, /failing closed/);
-    const open = build(', failOpen: true');
+    const open = build(', failOpen: true', '100ms');
     assert.equal((await run(open, '/no')).decision, 'ALLOW', 'failOpen admits when OPA is unavailable');
+    delay = 0;
     // The synchronous path refuses an external provider rather than guessing.
     assert.equal(authorize(snap.authz, input('/ok'), { custom: snap.custom.sync }).decision, 'DENY');
     assert.ok(set.custom.length === 1);
