@@ -3,10 +3,17 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { runAll } from '../../src/rego/conformance/runner.js';
+import { repoRoot } from '../helpers.js';
 
-const TIER1 = '/work/shared/conformance/opa/tier1';
-const TIER2 = '/work/shared/conformance/opa/tier2';
+// The conformance data lives in shared/, beside the checkout (as in CI); ZTMESH_CONFORMANCE_DIR overrides.
+const OPA = process.env.ZTMESH_CONFORMANCE_DIR ?? join(repoRoot, '..', 'shared', 'conformance', 'opa');
+const TIER1 = join(OPA, 'tier1');
+const TIER2 = join(OPA, 'tier2');
+test('the OPA conformance cases are present', () => {
+  assert.ok(existsSync(TIER1) && existsSync(TIER2), `OPA conformance cases not found at ${OPA} (set ZTMESH_CONFORMANCE_DIR)`);
+});
 
 test('OPA conformance tier1 pass rate is at least 99%', () => {
   const r = runAll([TIER1]);
