@@ -77,6 +77,7 @@ export class ControlPlane {
   private readonly restored = new Map<string, WorkloadRecord>();
   private restoredTimer?: NodeJS.Timeout;
   private saving: Promise<void> = Promise.resolve();
+  private quarantineSaving: Promise<void> = Promise.resolve();
   private stopping = false;
   private readonly log: Logger;
   readonly spiffeId: string;
@@ -408,7 +409,12 @@ export class ControlPlane {
     const had = this.quarantined.has(id);
     if (lift) this.quarantined.delete(id);
     else this.quarantined.add(id);
-    await writeFileAtomic(this.quarantinePath(), JSON.stringify([...this.quarantined].sort(), null, 2) + '\n');
+    // Serialized, each write taking the set as it is then: concurrent atomic writes
+    // (temp file + rename) finish in any order, and an older set landing last lost
+    // quarantine entries across a restart.
+    const write = this.quarantineSaving.then(() => writeFileAtomic(this.quarantinePath(), JSON.stringify([...this.quarantined].sort(), null, 2) + '\n'));
+    this.quarantineSaving = write.catch(() => undefined);
+    await write;
     this.log.warn({ spiffeId: id, lift }, lift ? 'quarantine lifted' : 'identity quarantined');
     this.pushAll();
     return { quarantined: [...this.quarantined].sort(), changed: had === lift };

@@ -165,3 +165,20 @@ test('fail-static: a sidecar restarted while the control plane is down serves fr
   for (const sc of [order2, payment2]) assert.ok((await sidecarStatus(sc)).controlPlane.connected);
   assert.equal((await viaSidecar(order2, 'POST', CHARGES, { body: '{}' })).status, 200);
 });
+
+test('the quarantine list survives a control plane restart, even when changed concurrently', async () => {
+  const ids = Array.from({ length: 24 }, (_, i) => id('incident', `suspect-${i}`));
+  await Promise.all(ids.map((spiffeId) => mesh.admin('POST', '/v1/quarantine', { spiffeId })));
+  const live = (await mesh.admin<{ quarantined: string[] }>('GET', '/v1/status')).quarantined;
+  assert.deepEqual(live, [...ids].sort());
+  await mesh.control!.stop();
+  await mesh.startControl();
+  const restored = (await mesh.admin<{ quarantined: string[] }>('GET', '/v1/status')).quarantined;
+  assert.deepEqual(restored, [...ids].sort(), 'quarantine entries were lost across the restart');
+  // Lifting concurrently leaves nothing behind either.
+  await Promise.all(ids.map((spiffeId) => mesh.admin('POST', '/v1/quarantine', { spiffeId, lift: true })));
+  await mesh.control!.stop();
+  await mesh.startControl();
+  assert.deepEqual((await mesh.admin<{ quarantined: string[] }>('GET', '/v1/status')).quarantined, []);
+  await mesh.waitInSync(15_000);
+});
