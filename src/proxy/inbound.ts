@@ -134,6 +134,15 @@ export class InboundListener {
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     const started = performance.now();
     const peer = this.peers.get(req.socket) ?? { spiffeId: null, mtls: false, certHash: null, remoteAddress: remoteOf(req.socket) };
+    if (!peer.mtls && this.mode() === 'STRICT') {
+      // A plaintext keep-alive connection accepted while the port was PERMISSIVE or DISABLE:
+      // the mode is chosen per connection, so without this it would go on being served
+      // in plaintext after STRICT applied. Refuse it as a new plaintext connection is.
+      this.o.metrics.mtlsFailures.inc({ direction: 'inbound', reason: 'plaintext_refused' });
+      this.o.log.info({ remote: peer.remoteAddress }, 'closed a plaintext connection opened before STRICT applied');
+      req.socket.destroy();
+      return;
+    }
     const state = this.o.getState();
     this.ownId ||= this.o.rotator.current()?.spiffeId ?? '';
     if (!state) {

@@ -6,7 +6,8 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { App, LocalMesh, SERVICE_PORT, configDir, foreignCa, httpRequest, id, logsOf, meshSvid, metric, mtlsRequest, rawExchange, sidecarStatus, teardown, tempDir, viaSidecar, writeConfig } from './harness.js';
+import http from 'node:http';
+import { App, LocalMesh, SERVICE_PORT, configDir, foreignCa, httpRequest, id, logsOf, meshSvid, metric, mtlsRequest, rawExchange, sidecarStatus, teardown, tempDir, viaSidecar, waitFor, writeConfig } from './harness.js';
 import type { SidecarHandle, TestSvid } from './harness.js';
 
 const dir = tempDir('mtls');
@@ -15,20 +16,18 @@ const apps = { order: new App('order'), payment: new App('payment'), legacy: new
 let order: SidecarHandle, payment: SidecarHandle, legacy: SidecarHandle, client: SidecarHandle;
 const ORDER = id('production', 'order-service');
 const CLIENT = id('staging', 'client');
-
-before(async () => {
-  const cfg = configDir(dir);
-  writeConfig(
-    cfg,
-    '60-staging.yaml',
-    `# staging: plaintext and mTLS both accepted; no authorization policies (allow all)
+let cfg: string;
+const STAGING = `# staging: plaintext and mTLS both accepted; no authorization policies (allow all)
 apiVersion: security.istio.io/v1
 kind: PeerAuthentication
 metadata: {name: default, namespace: staging}
 spec:
   mtls: {mode: PERMISSIVE}
-`,
-  );
+`;
+
+before(async () => {
+  cfg = configDir(dir);
+  writeConfig(cfg, '60-staging.yaml', STAGING);
   for (const a of Object.values(apps)) await a.start();
   mesh = new LocalMesh(dir, [cfg]);
   await mesh.startControl();
@@ -136,4 +135,39 @@ test('PERMISSIVE still refuses TLS with a certificate the mesh does not trust', 
   await assert.rejects(mtlsRequest(legacy.ports.inbound, foreignCa().issue(CLIENT), 'GET', '/untrusted'));
   assert.equal(apps.legacy.seen.length, seen);
   assert.ok((await failures(legacy, 'untrusted')) >= before + 1);
+});
+
+test('switching PERMISSIVE to STRICT also refuses plaintext keep-alive connections opened before the switch', async () => {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const get = (path: string) =>
+    new Promise<{ status: number; reused: boolean }>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: legacy.ports.inbound, path, agent, headers: { host: 'legacy.staging' } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, reused: req.reusedSocket }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  try {
+    assert.deepEqual(await get('/before-1'), { status: 200, reused: false });
+    assert.deepEqual(await get('/before-2'), { status: 200, reused: true });
+    const v = (await sidecarStatus(legacy)).version;
+    writeConfig(cfg, '60-staging.yaml', STAGING.replace('PERMISSIVE', 'STRICT'));
+    await waitFor('legacy to apply STRICT', async () => {
+      const s = await sidecarStatus(legacy);
+      return s.version !== v && s.mtlsMode?.mode === 'STRICT';
+    });
+    const seen = apps.legacy.count((r) => r.url === '/after');
+    const refusedBefore = await failures(legacy, 'plaintext_refused');
+    // The old plaintext connection is no longer served (a fresh one would be reset during the handshake).
+    const after = await get('/after').catch((e: Error) => e);
+    assert.ok(after instanceof Error, `a plaintext request on a connection opened under PERMISSIVE was served after STRICT applied: ${JSON.stringify(after)}`);
+    assert.equal(apps.legacy.count((r) => r.url === '/after'), seen, 'the app received a plaintext request after STRICT applied');
+    assert.ok((await failures(legacy, 'plaintext_refused')) > refusedBefore);
+    await assert.rejects(get('/after-fresh'));
+  } finally {
+    agent.destroy();
+    writeConfig(cfg, '60-staging.yaml', STAGING);
+    await waitFor('legacy back to PERMISSIVE', async () => (await sidecarStatus(legacy)).mtlsMode?.mode === 'PERMISSIVE');
+  }
 });
