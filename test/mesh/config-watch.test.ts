@@ -8,7 +8,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigStore } from '../../src/control/config-store.js';
 import { repoRoot } from '../helpers.js';
@@ -73,6 +73,36 @@ test('config watcher: every atomic replace, new subdirectory and single-file pat
   } finally {
     store.close();
     single.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('config watcher: a Kubernetes ConfigMap volume update (the ..data symlink swapped to a new directory) is seen by events', async () => {
+  // kubelet's layout: <dir>/..2026_01_01_00_00_00.1/<files>, <dir>/..data -> that dir, <dir>/<file> -> ..data/<file>.
+  const dir = tempDir('watch-cm');
+  const vol = join(dir, 'config');
+  const store = new ConfigStore([vol]);
+  try {
+    mkdirSync(vol);
+    const payment = readFileSync(join(examples, '20-payment-service.yaml'), 'utf8');
+    const version = (n: number, text: string) => {
+      const d = join(vol, `..ts_${n}`);
+      mkdirSync(d);
+      writeFileSync(join(d, 'payment.yaml'), text);
+      symlinkSync(`..ts_${n}`, join(vol, `..data_tmp`));
+      renameSync(join(vol, '..data_tmp'), join(vol, '..data'));
+    };
+    version(1, payment);
+    symlinkSync('..data/payment.yaml', join(vol, 'payment.yaml'));
+    assert.ok(store.reload());
+    const v1 = store.getStatus().version;
+    store.watch(60_000);
+    const ev = nextEvent(store, 2000);
+    version(2, payment.replace('"/api/v1/charges", "/api/v1/refunds"', '"/api/v1/charges"'));
+    assert.equal(await ev, 'snapshot', 'the ConfigMap-style update was not noticed within 2 s');
+    assert.notEqual(store.getStatus().version, v1);
+  } finally {
+    store.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });
