@@ -205,7 +205,9 @@ export class ControlPlane {
     );
     const drop = () => {
       if (!this.conns.delete(conn.id)) return;
-      if (conn.record && !this.stopping) {
+      // Not when a newer stream of the same workload has replaced this one (same id):
+      // removing by id would delete the new registration.
+      if (conn.record && !this.stopping && this.registry.get(conn.record.id) === conn.record) {
         this.registry.remove(conn.record.id);
         this.log.info({ workload: conn.record.id }, 'sidecar disconnected');
         this.saveEndpoints();

@@ -1,9 +1,11 @@
 /**
- * A restarted control plane keeps serving the endpoints registered before the restart
- * until their sidecars re-register or a grace period ends, so the first sidecar to
- * reconnect is not sent a service table missing everyone who has not reconnected yet.
- * The control plane runs in-process here (the grace period is an option) and the
- * "sidecars" are minimal stream clients with certificates from its CA.
+ * The control plane's registry of workloads, driven by minimal stream clients (with
+ * certificates from its CA) against an in-process control plane, so options such as the
+ * restart grace period can be set directly:
+ * - after a restart, endpoints registered before it are served until their sidecars
+ *   re-register or the grace period ends (the first sidecar back is not sent a table
+ *   missing everyone who has not reconnected yet);
+ * - a workload that opens a new stream while the old one is still open stays registered.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,7 +19,7 @@ import type { ToSidecar, WorkloadSlice } from '../../src/control/protocol.js';
 import { buildCsr, loadCa } from '../../src/identity/index.js';
 import { configDir, id, tempDir, waitFor, SERVICE_PORT } from './harness.js';
 
-const dir = tempDir('restored');
+const dir = tempDir('registry');
 const passphrase = 'test-passphrase-restored-endpoints';
 const cfg = configDir(dir);
 const dataDir = join(dir, 'control');
@@ -103,4 +105,20 @@ test('after a restart, endpoints whose sidecars have not reconnected are served 
   assert.deepEqual(b3.endpoints('svc-a'), [10001], 'svc-a was registered when the control plane stopped');
   await waitFor('svc-a to be dropped after the grace period', () => b3.endpoints('svc-a').length === 0, 5000);
   console.log(`# restored endpoints: served across the restart; a sidecar that never came back dropped ${Date.now() - t0} ms after the third start (grace 800 ms)`);
+});
+
+test('a sidecar that re-registers while the control plane still holds its old stream stays registered', async () => {
+  const { cp, info } = await startControl();
+  const watcher = await fakeSidecar(info.port, info.bundlePath, 'svc-w', 10011);
+  const old = await fakeSidecar(info.port, info.bundlePath, 'svc-x', 10012);
+  await waitFor('the watcher to see svc-x', () => watcher.endpoints('svc-x').length === 1);
+  // The same workload opens a new stream (e.g. after a network blip it noticed first);
+  // the control plane replaces the old stream with the new one.
+  const fresh = await fakeSidecar(info.port, info.bundlePath, 'svc-x', 10012);
+  await waitFor('the new stream to get a slice', () => fresh.slices.length > 0);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.deepEqual(cp.status().sidecars.map((s) => s.id).sort(), ['production/svc-w@127.0.0.1:10011', 'production/svc-x@127.0.0.1:10012'], 'the re-registered workload vanished from the registry');
+  assert.deepEqual(watcher.endpoints('svc-x'), [10012], 'the re-registered workload vanished from the other sidecars\' tables');
+  old.stop();
+  await cp.stop();
 });
