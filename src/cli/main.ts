@@ -15,6 +15,8 @@ import { registerCa } from './commands/ca.js';
 import { registerToken } from './commands/token.js';
 import { registerCert } from './commands/cert.js';
 import { registerRego } from './commands/rego.js';
+import { registerGateway } from './commands/gateway.js';
+import { registerJwt } from './commands/jwt.js';
 
 const require = createRequire(import.meta.url);
 const pkg = require('../../../package.json') as { version: string };
@@ -22,7 +24,7 @@ const pkg = require('../../../package.json') as { version: string };
 export type Register = (program: Command, ctx: CliContext) => void;
 
 /** Every subcommand module adds one line here. */
-const registrations: Register[] = [registerDemo, registerValidate, registerAuthz, registerMesh, registerCa, registerToken, registerCert, registerRego];
+const registrations: Register[] = [registerDemo, registerValidate, registerAuthz, registerMesh, registerCa, registerToken, registerCert, registerRego, registerGateway, registerJwt];
 
 export function buildProgram(ctx: CliContext): Command {
   const program = new Command('ztmesh')

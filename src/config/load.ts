@@ -14,6 +14,7 @@ import type { KindDef } from './kinds/common.js';
 import { authorizationPolicyKind, peerAuthenticationKind, requestAuthenticationKind } from './kinds/security.js';
 import { destinationRuleKind, gatewayKind, serviceEntryKind, virtualServiceKind } from './kinds/networking.js';
 import { meshConfigKind } from './kinds/mesh.js';
+import { gatewayPolicyKind, rateLimitPolicyKind } from './kinds/gateway.js';
 import type { AnyResource, MeshConfig, MeshSettings } from './types.js';
 import { DEFAULT_MESH } from './types.js';
 import { loadRegoBundle } from '../policy/custom.js';
@@ -27,6 +28,8 @@ export const KINDS: readonly KindDef[] = [
   virtualServiceKind,
   gatewayKind,
   meshConfigKind,
+  rateLimitPolicyKind,
+  gatewayPolicyKind,
 ];
 const KIND_BY_NAME = new Map(KINDS.map((k) => [k.kind, k]));
 /** API groups ztmesh owns completely: an unknown kind there is an error, not a skip. */

@@ -83,7 +83,23 @@ export interface SidecarHandle extends ManagedProcess {
   dataDir: string;
 }
 
+export interface GatewayLaunchSpec {
+  certFile: string;
+  keyFile: string;
+  /** Also serve plaintext HTTP (on a free port). */
+  http?: boolean;
+  labels?: Record<string, string>;
+  extraArgs?: string[];
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface GatewayHandle extends ManagedProcess {
+  ports: import('../gateway/gateway.js').GatewayPorts;
+  dataDir: string;
+}
+
 export class LocalMesh {
+  readonly gateways: GatewayHandle[] = [];
   readonly passphrase = randomBytes(18).toString('base64url');
   control?: ManagedProcess & { info: ControlInfo };
   readonly sidecars: SidecarHandle[] = [];
@@ -99,12 +115,12 @@ export class LocalMesh {
     mkdirSync(dir, { recursive: true });
   }
 
-  private spawn(name: string, args: string[], readyFile: string): ManagedProcess {
+  private spawn(name: string, args: string[], readyFile: string, env?: NodeJS.ProcessEnv): ManagedProcess {
     const logFile = join(this.dir, `${name}.log`);
     const fd = openSync(logFile, 'a');
     const proc = spawn(process.execPath, [ZTMESH_BIN, ...args, '--ready-file', readyFile], {
       stdio: ['ignore', fd, fd],
-      env: { ...process.env, ZTMESH_CA_PASSPHRASE: this.passphrase, NO_COLOR: '1', ...this.o.env },
+      env: { ...process.env, ZTMESH_CA_PASSPHRASE: this.passphrase, NO_COLOR: '1', ...this.o.env, ...env },
     });
     closeSync(fd);
     return new ManagedProcess(name, proc, logFile);
@@ -188,6 +204,34 @@ export class LocalMesh {
     return h;
   }
 
+  /** Start an edge gateway (`ztmesh gateway`) registered as istio-system/ingress-gateway. */
+  async startGateway(spec: GatewayLaunchSpec): Promise<GatewayHandle> {
+    if (!this.control) throw new Error('start the control plane first');
+    const n = this.seq++;
+    const dataDir = join(this.dir, `gateway-${n}`);
+    const readyFile = join(this.dir, `gateway-${n}.ready.json`);
+    const args = [
+      'gateway',
+      '--cert-file', spec.certFile,
+      '--key-file', spec.keyFile,
+      '--https-port', '0',
+      ...(spec.http ? ['--http-port', '0'] : []),
+      '--admin-port', '0',
+      '--labels', Object.entries(spec.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(','),
+      '--control-plane', `127.0.0.1:${this.control.info.port}`,
+      '--ca-file', this.control.info.bundlePath,
+      '--data-dir', dataDir,
+      '--access-log', this.o.accessLog === false ? 'off' : join(this.dir, `access-gateway-${n}.jsonl`),
+      '--token', await this.token('istio-system', 'ingress-gateway'),
+      ...(spec.extraArgs ?? []),
+    ];
+    const p = this.spawn(`gateway-${n}`, args, readyFile, spec.env);
+    const ports = await this.waitReady<GatewayHandle['ports']>(p, readyFile);
+    const h = Object.assign(p, { ports, dataDir }) as GatewayHandle;
+    this.gateways.push(h);
+    return h;
+  }
+
   /** Wait until every running sidecar has applied the version the control plane sent it. */
   async waitInSync(timeoutMs = 10_000): Promise<void> {
     const until = Date.now() + timeoutMs;
@@ -201,7 +245,7 @@ export class LocalMesh {
   }
 
   async stopAll(): Promise<void> {
-    await Promise.all(this.sidecars.map((s) => s.stop()));
+    await Promise.all([...this.gateways, ...this.sidecars].map((s) => s.stop()));
     await this.control?.stop();
   }
 }

@@ -4,7 +4,8 @@
  * destination rules and the quarantine list. Versioned by content.
  */
 import { createHash } from 'node:crypto';
-import type { DestinationRule, ServiceEntry } from '../config/types.js';
+import type { DestinationRule, Gateway, ServiceEntry, VirtualService } from '../config/types.js';
+import { selectorMatches } from '../policy/select.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
 import type { ServiceInfo, WorkloadSlice } from './protocol.js';
 import type { WorkloadRecord } from './registry.js';
@@ -41,10 +42,11 @@ function hostMatchesService(host: string, name: string, ns: string, ruleNs: stri
   return host === `${name}.${ns}` || host === `${name}.${ns}.svc` || host === `${name}.${ns}.svc.cluster.local`;
 }
 
-export function sliceFor(w: { namespace: string }, snapshot: PolicySnapshot, services: ServiceInfo[], quarantined: string[]): Omit<WorkloadSlice, 'version'> {
+export function sliceFor(w: { namespace: string; labels?: Record<string, string> }, snapshot: PolicySnapshot, services: ServiceInfo[], quarantined: string[]): Omit<WorkloadSlice, 'version'> {
   const root = snapshot.mesh.rootNamespace;
   const resources = snapshot.config.resources
     .filter((r) => POLICY_KINDS.has(r.kind) && (r.metadata.namespace === w.namespace || r.metadata.namespace === root))
+    .concat(gatewayResources(w, snapshot))
     .map((r) => ({ apiVersion: r.apiVersion, kind: r.kind, metadata: r.metadata, spec: r.spec }));
   const egress = snapshot.config.resources
     .filter((r): r is ServiceEntry => r.kind === 'ServiceEntry')
@@ -55,6 +57,25 @@ export function sliceFor(w: { namespace: string }, snapshot: PolicySnapshot, ser
     .filter((r) => visible(r.spec.exportTo, r.metadata.namespace, w.namespace))
     .map((r) => ({ name: r.metadata.name, namespace: r.metadata.namespace, spec: r.spec }));
   return { mesh: snapshot.mesh, resources, services, egress, destinationRules, quarantined: [...quarantined].sort() };
+}
+
+const EDGE_KINDS = new Set(['RateLimitPolicy', 'GatewayPolicy']);
+
+/**
+ * What a gateway (a workload some Gateway's selector picks) also needs: those Gateways, the
+ * VirtualServices bound to them (`gateways: [ns/name]` or a bare name in the VirtualService's
+ * namespace), and the edge kinds of its namespace and the root namespace.
+ */
+function gatewayResources(w: { namespace: string; labels?: Record<string, string> }, snapshot: PolicySnapshot) {
+  const labels = w.labels ?? {};
+  const gws = snapshot.config.resources.filter((r): r is Gateway => r.kind === 'Gateway' && !!r.spec.selector && Object.keys(r.spec.selector).length > 0 && selectorMatches(r.spec.selector, labels));
+  if (gws.length === 0) return [];
+  const names = new Set(gws.map((g) => `${g.metadata.namespace}/${g.metadata.name}`));
+  const vss = snapshot.config.resources.filter(
+    (r): r is VirtualService => r.kind === 'VirtualService' && (r.spec.gateways ?? []).some((g) => names.has(g.includes('/') ? g : `${r.metadata.namespace}/${g}`)),
+  );
+  const edge = snapshot.config.resources.filter((r) => EDGE_KINDS.has(r.kind) && (r.metadata.namespace === w.namespace || r.metadata.namespace === snapshot.mesh.rootNamespace));
+  return [...gws, ...vss, ...edge];
 }
 
 /** Istio exportTo: absent or `*` → everywhere; `.` → own namespace; else listed namespaces. */

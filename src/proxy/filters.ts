@@ -9,6 +9,7 @@ import { authorizeAsync, authorizeFor } from '../policy/engine.js';
 import type { Decision } from '../policy/engine.js';
 import type { ProxyState } from './state.js';
 import type { AuthzInput } from '../policy/request.js';
+import { requestAuthnFilter } from './authn-filter.js';
 
 export interface PeerInfo {
   /** Verified SPIFFE ID from the peer's certificate, or null for plaintext. */
@@ -117,5 +118,5 @@ export function authzFilter(workload: { namespace: string; labels: Record<string
 }
 
 export function inboundFilters(workload: { namespace: string; labels: Record<string, string> }, servicePort: number, ownId: () => string = () => ''): Filter[] {
-  return [quarantineFilter, pathFilter, authzFilter(workload, servicePort, ownId)];
+  return [quarantineFilter, pathFilter, requestAuthnFilter(workload), authzFilter(workload, servicePort, ownId)];
 }
