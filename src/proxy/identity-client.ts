@@ -4,12 +4,12 @@
  */
 import https from 'node:https';
 import tls from 'node:tls';
-import { chmod, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
-import { createPrivateKey } from 'node:crypto';
+import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { ZtmError } from '../errors.js';
-import { BundleSet, SvidRotator, pemCertificates, toPem, verifySvidChain, workloadSpiffeId } from '../identity/index.js';
+import { BundleSet, SvidRotator, parseCertificate, pemCertificates, toPem, verifySvidChain, workloadSpiffeId } from '../identity/index.js';
 import type { CurrentSvid } from '../identity/index.js';
 import { writeFileAtomic } from '../identity/ca.js';
 import { CONTROL_PLANE_SA } from '../control/protocol.js';
@@ -73,31 +73,36 @@ export class IdentityClient {
     return this.o.token;
   }
 
-  private paths() {
-    return { cert: join(this.o.dataDir, 'svid.pem'), key: join(this.o.dataDir, 'svid-key.pem') };
+  /** Certificate chain and private key in one file (0600), written atomically: never a mismatched pair. */
+  private path(): string {
+    return join(this.o.dataDir, 'svid.pem');
   }
 
   private async persist(s: CurrentSvid): Promise<void> {
-    const p = this.paths();
-    await writeFileAtomic(p.key, s.keyPem);
-    await chmod(p.key, 0o600);
-    await writeFileAtomic(p.cert, s.chainPem);
+    await writeFileAtomic(this.path(), s.chainPem + s.keyPem);
   }
 
   private async loadPersisted(): Promise<void> {
-    const p = this.paths();
-    let certPem: string, keyPem: string;
+    let text: string;
     try {
-      [certPem, keyPem] = await Promise.all([readFile(p.cert, 'utf8'), readFile(p.key, 'utf8')]);
+      text = await readFile(this.path(), 'utf8');
     } catch {
       return;
     }
-    const v = verifySvidChain(pemCertificates(certPem), this.o.bundles);
-    if (!v.ok) {
-      this.o.log.warn({ reason: v.reason }, 'the persisted certificate is not usable; requesting a new one');
+    const certs = pemCertificates(text);
+    const keyPem = /-----BEGIN PRIVATE KEY-----[\s\S]+?-----END PRIVATE KEY-----\n?/.exec(text)?.[0];
+    const v = verifySvidChain(certs, this.o.bundles);
+    if (!v.ok || !keyPem) {
+      this.o.log.warn({ reason: v.ok ? 'no private key' : v.reason }, 'the persisted certificate is not usable; requesting a new one');
       return;
     }
-    this.seed = { key: createPrivateKey(keyPem), chainPem: certPem };
+    const key = createPrivateKey(keyPem);
+    const spki = createPublicKey(key).export({ type: 'spki', format: 'der' });
+    if (!parseCertificate(certs[0]).spki.equals(spki)) {
+      this.o.log.warn('the persisted key does not match its certificate; requesting a new one');
+      return;
+    }
+    this.seed = { key, chainPem: certs.map((c) => toPem(c)).join('') };
   }
 
   /** POST JSON to the control plane's TLS API, checking it is the control plane. */
