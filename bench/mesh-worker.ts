@@ -2,6 +2,7 @@
  * Child processes for bench/mesh.ts (started with `fork`, talking over IPC):
  *   node dist/bench/mesh-worker.js app    — the app: reads the request body, answers 200 with a small JSON body.
  *   node dist/bench/mesh-worker.js load   — an open-loop, constant-rate HTTP/1.1 load generator.
+ *   node dist/bench/mesh-worker.js floor-client|floor-server <json> — a bare node:http(s) proxy pair (see runFloorServer).
  *
  * The load generator works like wrk2: request i is *scheduled* at t0 + i/rate whatever
  * happened to earlier requests, and its latency is measured from that scheduled time (so a
@@ -15,7 +16,9 @@
  * much cheaper per request than node:http, so the generator is not what saturates first.
  */
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
+import type tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import type { AddressInfo } from 'node:net';
 
@@ -67,9 +70,55 @@ export type LoadMsg = { type: 'measuring' } | { type: 'result'; result: LoadResu
 const mode = process.argv[2];
 if (mode === 'app') runApp();
 else if (mode === 'load') runLoadWorker();
+else if (mode === 'floor-server') runFloorServer(JSON.parse(process.argv[3]) as FloorOpts);
+else if (mode === 'floor-client') runFloorClient(JSON.parse(process.argv[3]) as FloorOpts);
 else {
-  console.error('usage: mesh-worker.js app|load (started by bench/mesh.ts)');
+  console.error('usage: mesh-worker.js app|load|floor-server|floor-client (started by bench/mesh.ts)');
   process.exit(2);
+}
+
+/**
+ * The floor: the least a Node sidecar pair built on node:http/https can cost. A plain
+ * HTTP listener → https.request (keep-alive agent, mTLS, TLS 1.3, P-256) → an HTTPS
+ * server that requires and verifies the client certificate → http.request to the app,
+ * piping bodies both ways. No routing, authorization, header hygiene, metrics or ids.
+ */
+export interface FloorOpts {
+  keyPem: string;
+  certPem: string;
+  /** floor-server: the app port; floor-client: the floor server's port. */
+  port: number;
+}
+
+function runFloorServer(o: FloorOpts): void {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 256, scheduling: 'lifo' });
+  const server = https.createServer({ key: o.keyPem, cert: o.certPem, ca: o.certPem, requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['http/1.1'], keepAliveTimeout: 60_000 }, (req, res) => {
+    const up = http.request({ host: '127.0.0.1', port: o.port, method: req.method, path: req.url, headers: req.headers, agent }, (ur) => {
+      res.writeHead(ur.statusCode ?? 502, ur.headers);
+      ur.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  server.listen(0, '127.0.0.1', () => process.send!({ type: 'listening', port: (server.address() as AddressInfo).port }));
+  process.on('message', (m: { type: string }) => m?.type === 'exit' && process.exit(0));
+  process.on('disconnect', () => process.exit(0));
+}
+
+function runFloorClient(o: FloorOpts): void {
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 256, scheduling: 'lifo', key: o.keyPem, cert: o.certPem, ca: o.certPem });
+  const server = http.createServer((req, res) => {
+    const opts: https.RequestOptions & tls.ConnectionOptions = { host: '127.0.0.1', port: o.port, method: req.method, path: req.url, headers: req.headers, agent, checkServerIdentity: () => undefined, ALPNProtocols: ['http/1.1'] };
+    const up = https.request(opts, (ur) => {
+      res.writeHead(ur.statusCode ?? 502, ur.headers);
+      ur.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  server.listen(0, '127.0.0.1', () => process.send!({ type: 'listening', port: (server.address() as AddressInfo).port }));
+  process.on('message', (m: { type: string }) => m?.type === 'exit' && process.exit(0));
+  process.on('disconnect', () => process.exit(0));
 }
 
 function runApp(): void {

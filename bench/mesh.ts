@@ -4,9 +4,10 @@
  *
  *   npx tsc -p . && node dist/bench/mesh.js [--duration 10] [--rate 1000] [--runs 2]
  *        [--step-duration 5] [--steps 500,1000,1500,2000,2500,3000,4000,5000,6000,8000]
- *        [--sidecars 50] [--changes 5] [--only latency,steps,propagation] [--keep]
- *   ZTMESH_BENCH_CPU_PROF=<dir>  also write V8 CPU profiles of the control plane and the
- *                                latency mesh's two sidecars (bench/cpu-prof-hook.ts)
+ *        [--sidecars 50] [--changes 5] [--only latency,floor,steps,propagation] [--keep]
+ *   --probe <dir>                 load bench/probe-hook.ts into the latency mesh's processes: each
+ *                                 sidecar's event-loop delay during every measured phase (in the
+ *                                 tables), and with ZTMESH_BENCH_CPU_PROF=1 V8 CPU profiles in <dir>
  *   ZTMESH_BENCH_NODE_OPTIONS=... NODE_OPTIONS for the latency mesh's control plane and sidecars
  *
  * 1. Added latency: an open-loop constant-rate generator (bench/mesh-worker.ts, its own
@@ -16,7 +17,9 @@
  *    otherwise) and forwards to the app. Latency is measured from each request's scheduled
  *    send time (no coordinated omission). Direct and mesh runs alternate, `--runs` times.
  *    CPU seconds of each process from /proc/<pid>/stat over the measured phase; RSS (VmRSS)
- *    after the run and peak (VmHWM).
+ *    after the run and peak (VmHWM). "floor" adds a third path in each run: a bare
+ *    node:http/https proxy pair with the same mTLS hop (bench/mesh-worker.ts), i.e. what
+ *    Node's HTTP and TLS machinery costs before ztmesh does anything.
  * 2. Highest rate through the mesh whose p99 stays under 10 ms (no errors, ≥ 95 % of the
  *    offered rate delivered): rates stepped upward, short steps.
  * 3. Policy propagation: N sidecars (started in small batches), a namespace-wide
@@ -26,7 +29,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
-import { mkdtempSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,9 +61,9 @@ const opt = {
   /** Before each measurement wait up to this many seconds for the machine to be quiet (≤ quiet-cores busy). */
   quietWait: Number(arg('quiet-wait', '60')),
   quietCores: Number(arg('quiet-cores', '0.3')),
-  only: new Set(arg('only', 'latency,steps,propagation').split(',')),
+  only: new Set(arg('only', 'latency,floor,steps,propagation').split(',')),
   keep: process.argv.includes('--keep'),
-  cpuProf: process.env.ZTMESH_BENCH_CPU_PROF,
+  probe: arg('probe', ''),
   /** Extra NODE_OPTIONS for the mesh's processes (e.g. --max-semi-space-size=4), data-plane part only. */
   nodeOptions: process.env.ZTMESH_BENCH_NODE_OPTIONS ?? '',
 };
@@ -141,6 +144,25 @@ async function waitQuiet(label: string): Promise<string> {
   return note;
 }
 
+/** A bare node:http/https proxy pair with an mTLS hop between them (self-signed P-256 certificate). */
+async function startFloor(dir: string, appPort: number): Promise<{ client: ChildProcess; server: ChildProcess; port: number }> {
+  const key = join(dir, 'floor-key.pem');
+  const cert = join(dir, 'floor-cert.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=floor', '-days', '1', '-keyout', key, '-out', cert, '-addext', 'subjectAltName=URI:spiffe://cluster.local/ns/bench/sa/floor'], { stdio: 'ignore' });
+  const pem = { keyPem: readFileSync(key, 'utf8'), certPem: readFileSync(cert, 'utf8') };
+  const listening = (w: ChildProcess) =>
+    new Promise<number>((resolve, reject) => {
+      w.once('message', (m: { port: number }) => resolve(m.port));
+      w.once('exit', (c) => reject(new Error(`floor proxy exited (${c})`)));
+    });
+  const server = fork(WORKER, ['floor-server', JSON.stringify({ ...pem, port: appPort })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  workers.push(server);
+  const sPort = await listening(server);
+  const client = fork(WORKER, ['floor-client', JSON.stringify({ ...pem, port: sPort })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  workers.push(client);
+  return { client, server, port: await listening(client) };
+}
+
 interface Watched {
   name: string;
   pid: number;
@@ -152,6 +174,8 @@ interface RunOutcome {
   cpu: Record<string, number>;
   /** CPU cores used by processes other than `watch` (and the control plane) during the measured phase: other people's work. */
   others: number;
+  /** Event-loop delay of the sidecars during the measured phase (--probe), "p50/p99/max ms". */
+  eld: Record<string, string>;
 }
 
 /** Run one load phase; CPU of `watch` is sampled when the measured phase starts and ends. */
@@ -162,6 +186,7 @@ function runLoad(gen: ChildProcess, spec: LoadSpec, watch: Watched[]): Promise<R
     let w0 = 0;
     const onMsg = (m: LoadMsg) => {
       if (m.type === 'measuring') {
+        if (opt.probe) for (const w of watch) if (w.name.endsWith('sidecar')) process.kill(w.pid, 'SIGUSR2');
         before = Object.fromEntries(watch.map((w) => [w.name, cpuSeconds(w.pid)]));
         m0 = machineCpu();
         w0 = Date.now();
@@ -172,7 +197,22 @@ function runLoad(gen: ChildProcess, spec: LoadSpec, watch: Watched[]): Promise<R
         const wall = (Date.now() - w0) / 1000;
         const busy = machineCpu().busy - m0.busy;
         const mine = Object.values(cpu).reduce((a, b) => a + b, 0);
-        resolve({ result: m.result, cpu, others: Math.max(0, busy - mine) / wall });
+        const others = Math.max(0, busy - mine) / wall;
+        if (!opt.probe) return resolve({ result: m.result, cpu, others, eld: {} });
+        const probed = watch.filter((w) => w.name.endsWith('sidecar'));
+        for (const w of probed) process.kill(w.pid, 'SIGUSR2');
+        setTimeout(() => {
+          const eld: Record<string, string> = {};
+          for (const w of probed) {
+            try {
+              const e = JSON.parse(readFileSync(join(opt.probe, `${w.pid}.eld.json`), 'utf8')) as { p50: number; p99: number; max: number };
+              eld[w.name] = `${f(e.p50)}/${f(e.p99)}/${f(e.max, 1)}`;
+            } catch {
+              eld[w.name] = '?';
+            }
+          }
+          resolve({ result: m.result, cpu, others, eld });
+        }, 200);
       }
     };
     gen.on('message', onMsg);
@@ -225,9 +265,9 @@ spec:
 `,
   );
   const app = await startApp();
-  const nodeOptions = [opt.nodeOptions, opt.cpuProf ? `--import=${fileURLToPath(new URL('./cpu-prof-hook.js', import.meta.url))}` : ''].filter(Boolean).join(' ');
-  const env = nodeOptions ? { NODE_OPTIONS: nodeOptions, ...(opt.cpuProf ? { ZTMESH_BENCH_CPU_PROF: opt.cpuProf } : {}) } : undefined;
-  if (opt.cpuProf) mkdirSync(opt.cpuProf, { recursive: true });
+  const nodeOptions = [opt.nodeOptions, opt.probe ? `--import=${fileURLToPath(new URL('./probe-hook.js', import.meta.url))}` : ''].filter(Boolean).join(' ');
+  const env = nodeOptions ? { NODE_OPTIONS: nodeOptions, ...(opt.probe ? { ZTMESH_BENCH_PROBE_DIR: opt.probe } : {}) } : undefined;
+  if (opt.probe) mkdirSync(opt.probe, { recursive: true });
   const mesh = new LocalMesh(join(dir, 'run'), [cfg], { accessLog: false, env });
   meshes.push(mesh);
   await mesh.startControl();
@@ -243,11 +283,13 @@ spec:
   if (post !== 200 || get !== 403) throw new Error(`mesh sanity check failed: POST /echo → ${post} (want 200), GET /echo → ${get} (want 403)`);
 
   const gen = startWorker('load');
+  const floor = opt.only.has('floor') ? await startFloor(dir, app.port) : null;
   const watch: Watched[] = [
     { name: 'client-sidecar', pid: client.proc.pid! },
     { name: 'server-sidecar', pid: server.proc.pid! },
     { name: 'app', pid: app.proc.pid! },
     { name: 'generator', pid: gen.pid! },
+    ...(floor ? [{ name: 'floor-client', pid: floor.client.pid! }, { name: 'floor-server', pid: floor.server.pid! }] : []),
   ];
   const spec = (port: number, rate: number, seconds: number): LoadSpec => ({ port, target: '/echo', hostHeader: port === app.port ? '127.0.0.1' : 'server.bench:8080', rate, warmupMs: 2000, durationMs: seconds * 1000, bodyBytes: BODY, maxConns: 64, drainMs: 3000 });
   console.log(`\nprocesses: control ${mesh.control!.proc.pid}, client sidecar ${client.proc.pid}, server sidecar ${server.proc.pid}, app ${app.proc.pid}, generator ${gen.pid}`);
@@ -261,35 +303,48 @@ spec:
       const direct = await runLoad(gen, spec(app.port, opt.rate, opt.duration), watch);
       const qm = await waitQuiet('the mesh run');
       const viaMesh = await runLoad(gen, spec(up, opt.rate, opt.duration), watch);
+      let viaFloor: RunOutcome | null = null;
+      if (floor) {
+        await waitQuiet('the floor run');
+        viaFloor = await runLoad(gen, spec(floor.port, opt.rate, opt.duration), watch);
+      }
       const mem = { client: memoryMb(client.proc.pid!), server: memoryMb(server.proc.pid!) };
       const hs = await handshakes(client.ports.admin);
       if (hs) console.log(`client sidecar upstream mTLS handshakes so far: ${hs}`);
-      const rows = [
+      const rows: [string, RunOutcome][] = [
         ['direct → app', direct],
         ['client sidecar → mTLS → server sidecar → app', viaMesh],
-      ] as const;
+        ...(viaFloor ? [['(floor: bare node:http(s) proxy pair, mTLS)', viaFloor] as [string, RunOutcome]] : []),
+      ];
       printTable(
         `Run ${run}: ${opt.rate} req/s × ${opt.duration} s, 1 KB POST, keep-alive (${qd}; ${qm}). Latency ms from the scheduled send time [svc: from the actual write]; "others": CPU cores used by other processes on the machine during the run`,
-        ['path', 'sent', 'ok', 'err', 'timeout', 'req/s done', 'conns opened', 'p50', 'p90', 'p99', 'p99.9', 'max', 'svc p50', 'svc p90', 'svc p99', 'others'],
+        ['path', 'sent', 'ok', 'err', 'timeout', 'req/s done', 'conns opened', 'p50', 'p90', 'p99', 'p99.9', 'max', 'svc p50', 'svc p90', 'svc p99', 'others', ...(opt.probe ? ['client loop delay p50/p99/max', 'server loop delay'] : [])],
         rows.map(([n, o]) => {
           const r = o.result;
-          return [n, r.sent, r.ok, r.errors, r.timeouts, f(r.achievedRps, 0), r.connections, f(r.sched.p50), f(r.sched.p90), f(r.sched.p99), f(r.sched.p999), f(r.sched.max, 1), f(r.service.p50), f(r.service.p90), f(r.service.p99), f(o.others, 2)];
+          return [n, r.sent, r.ok, r.errors, r.timeouts, f(r.achievedRps, 0), r.connections, f(r.sched.p50), f(r.sched.p90), f(r.sched.p99), f(r.sched.p999), f(r.sched.max, 1), f(r.service.p50), f(r.service.p90), f(r.service.p99), f(o.others, 2), ...(opt.probe ? [o.eld['client-sidecar'] ?? '', o.eld['server-sidecar'] ?? ''] : [])];
         }),
       );
       const d = direct.result;
       const m = viaMesh.result;
-      added.push([String(run), f(m.sched.p50 - d.sched.p50), f(m.sched.p90 - d.sched.p90), f(m.sched.p99 - d.sched.p99), f(m.service.p50 - d.service.p50), f(m.service.p90 - d.service.p90), f(m.service.p99 - d.service.p99)]);
+      added.push([String(run), 'ztmesh', f(m.sched.p50 - d.sched.p50), f(m.sched.p90 - d.sched.p90), f(m.sched.p99 - d.sched.p99), f(m.service.p50 - d.service.p50), f(m.service.p90 - d.service.p90), f(m.service.p99 - d.service.p99)]);
+      if (viaFloor) {
+        const fl = viaFloor.result;
+        added.push([String(run), '(floor pair)', f(fl.sched.p50 - d.sched.p50), f(fl.sched.p90 - d.sched.p90), f(fl.sched.p99 - d.sched.p99), f(fl.service.p50 - d.service.p50), f(fl.service.p90 - d.service.p90), f(fl.service.p99 - d.service.p99)]);
+      }
       const per1k = (name: string) => (viaMesh.cpu[name] / m.ok) * 1000;
       for (const [name, mm] of [['client-sidecar', mem.client], ['server-sidecar', mem.server]] as const) {
         res.push([String(run), name, f(viaMesh.cpu[name], 2), f(per1k(name), 3), f(viaMesh.cpu[name] / (opt.duration), 3), f(mm.rss, 1), f(mm.hwm, 1)]);
       }
       for (const name of ['app', 'generator']) res.push([String(run), `(${name}, mesh run)`, f(viaMesh.cpu[name], 2), f(per1k(name), 3), f(viaMesh.cpu[name] / opt.duration, 3), '', '']);
       res.push([String(run), '(app, direct run)', f(direct.cpu.app, 2), f((direct.cpu.app / d.ok) * 1000, 3), f(direct.cpu.app / opt.duration, 3), '', '']);
+      if (viaFloor) {
+        for (const name of ['floor-client', 'floor-server']) res.push([String(run), `(${name}, floor run)`, f(viaFloor.cpu[name], 2), f((viaFloor.cpu[name] / viaFloor.result.ok) * 1000, 3), f(viaFloor.cpu[name] / opt.duration, 3), f(memoryMb(name === 'floor-client' ? floor!.client.pid! : floor!.server.pid!).rss, 1), f(memoryMb(name === 'floor-client' ? floor!.client.pid! : floor!.server.pid!).hwm, 1)]);
+      }
       res.push([String(run), '(generator, direct run)', f(direct.cpu.generator, 2), f((direct.cpu.generator / d.ok) * 1000, 3), f(direct.cpu.generator / opt.duration, 3), '', '']);
       summary.push({ p90: m.sched.p90 - d.sched.p90, cpu: [per1k('client-sidecar'), per1k('server-sidecar')], rss: [mem.client.hwm, mem.server.hwm] });
       await sleep(500);
     }
-    printTable('Added latency (mesh − direct), ms: from scheduled send [from actual write]', ['run', 'p50', 'p90', 'p99', 'svc p50', 'svc p90', 'svc p99'], added);
+    printTable('Added latency (path − direct), ms: from scheduled send [svc: from actual write]', ['run', 'path', 'p50', 'p90', 'p99', 'svc p50', 'svc p90', 'svc p99'], added);
     printTable(`CPU over the measured phase (${opt.rate} req/s × ${opt.duration} s) and memory after it`, ['run', 'process', 'CPU s', 'CPU s / 1,000 req', 'cores', 'VmRSS MB', 'VmHWM MB'], res);
     for (const [i, s] of summary.entries()) {
       console.log(
@@ -311,7 +366,7 @@ spec:
         const bad = r.errors + r.timeouts;
         const holds = r.sched.p99 < P99_LIMIT_MS && bad === 0 && r.achievedRps >= 0.95 * rate;
         const c = (n: string) => f(o.cpu[n] / opt.stepDuration, 2);
-        rows.push([String(rate), f(r.achievedRps, 0), f(r.sched.p50), f(r.sched.p90), f(r.sched.p99), f(r.sched.max, 1), String(bad), String(r.connections), c('client-sidecar'), c('server-sidecar'), c('app'), c('generator'), f(o.others, 2), holds ? 'yes' : 'NO']);
+        rows.push([String(rate), f(r.achievedRps, 0), f(r.sched.p50), f(r.sched.p90), f(r.sched.p99), f(r.sched.max, 1), String(bad), String(r.connections), c('client-sidecar'), c('server-sidecar'), c('app'), c('generator'), f(o.others, 2), holds ? 'yes' : 'NO', ...(opt.probe ? [o.eld['client-sidecar'] ?? '', o.eld['server-sidecar'] ?? ''] : [])]);
         if (holds) holding = rate;
         await sleep(1000);
         if (!holds) {
@@ -324,19 +379,21 @@ spec:
         await waitQuiet(`the direct ${firstFail} req/s step`);
         const o = await runLoad(gen, { ...spec(app.port, firstFail, opt.stepDuration), warmupMs: 1000 }, watch);
         const r = o.result;
-        rows.push([`${firstFail} direct`, f(r.achievedRps, 0), f(r.sched.p50), f(r.sched.p90), f(r.sched.p99), f(r.sched.max, 1), String(r.errors + r.timeouts), String(r.connections), '-', '-', f(o.cpu.app / opt.stepDuration, 2), f(o.cpu.generator / opt.stepDuration, 2), f(o.others, 2), r.sched.p99 < P99_LIMIT_MS ? 'yes' : 'NO']);
+        rows.push([`${firstFail} direct`, f(r.achievedRps, 0), f(r.sched.p50), f(r.sched.p90), f(r.sched.p99), f(r.sched.max, 1), String(r.errors + r.timeouts), String(r.connections), '-', '-', f(o.cpu.app / opt.stepDuration, 2), f(o.cpu.generator / opt.stepDuration, 2), f(o.others, 2), r.sched.p99 < P99_LIMIT_MS ? 'yes' : 'NO', ...(opt.probe ? ['', ''] : [])]);
         await sleep(1000);
       }
-      printTable(`Rate steps through the mesh, run ${run} (${opt.stepDuration} s each after 1 s warm-up); latency ms from scheduled send; CPU in cores ("others": other processes on the machine)`, ['offered', 'done/s', 'p50', 'p90', 'p99', 'max', 'err', 'conns opened', 'client', 'server', 'app', 'gen', 'others', `p99<${P99_LIMIT_MS}`], rows);
+      printTable(`Rate steps through the mesh, run ${run} (${opt.stepDuration} s each after 1 s warm-up); latency ms from scheduled send; CPU in cores ("others": other processes on the machine)`, ['offered', 'done/s', 'p50', 'p90', 'p99', 'max', 'err', 'conns opened', 'client', 'server', 'app', 'gen', 'others', `p99<${P99_LIMIT_MS}`, ...(opt.probe ? ['client loop delay p50/p99/max', 'server loop delay'] : [])], rows);
       console.log(`highest rate holding p99 < ${P99_LIMIT_MS} ms, run ${run}: ${holding || 'none'} req/s${firstFail ? ` (next step ${firstFail} did not hold)` : ' (every step held)'}`);
       best.push(holding);
     }
     console.log(`summary: highest rate holding p99 < ${P99_LIMIT_MS} ms: ${best.join(', ')} req/s (runs)`);
   }
   gen.send({ type: 'exit' });
+  floor?.client.send({ type: 'exit' });
+  floor?.server.send({ type: 'exit' });
   await mesh.stopAll();
   app.proc.send({ type: 'exit' });
-  if (opt.cpuProf) console.log(`CPU profiles (control plane, server and client sidecars) in ${opt.cpuProf}`);
+  if (opt.probe && process.env.ZTMESH_BENCH_CPU_PROF) console.log(`CPU profiles (control plane, server and client sidecars) in ${opt.probe}`);
 }
 
 // ---------------------------------------------------------------- 3: propagation
