@@ -4,7 +4,7 @@
  *
  *   npx tsc -p . && node dist/bench/mesh.js [--duration 10] [--rate 1000] [--runs 2]
  *        [--step-duration 5] [--steps 500,1000,1500,2000,2500,3000,4000,5000,6000,8000]
- *        [--sidecars 50] [--changes 5] [--only latency,floor,steps,propagation] [--keep]
+ *        [--sidecars 50] [--changes 5] [--only latency,floor,steps,floor-steps,propagation] [--keep]
  *   --probe <dir>                 load bench/probe-hook.ts into the latency mesh's processes: each
  *                                 sidecar's event-loop delay during every measured phase (in the
  *                                 tables), and with ZTMESH_BENCH_CPU_PROF=1 V8 CPU profiles in <dir>
@@ -61,7 +61,7 @@ const opt = {
   /** Before each measurement wait up to this many seconds for the machine to be quiet (≤ quiet-cores busy). */
   quietWait: Number(arg('quiet-wait', '60')),
   quietCores: Number(arg('quiet-cores', '0.3')),
-  only: new Set(arg('only', 'latency,floor,steps,propagation').split(',')),
+  only: new Set(arg('only', 'latency,floor,steps,floor-steps,propagation').split(',')),
   keep: process.argv.includes('--keep'),
   probe: arg('probe', ''),
   /** Extra NODE_OPTIONS for the mesh's processes (e.g. --max-semi-space-size=4), data-plane part only. */
@@ -283,7 +283,7 @@ spec:
   if (post !== 200 || get !== 403) throw new Error(`mesh sanity check failed: POST /echo → ${post} (want 200), GET /echo → ${get} (want 403)`);
 
   const gen = startWorker('load');
-  const floor = opt.only.has('floor') ? await startFloor(dir, app.port) : null;
+  const floor = opt.only.has('floor') || opt.only.has('floor-steps') ? await startFloor(dir, app.port) : null;
   const watch: Watched[] = [
     { name: 'client-sidecar', pid: client.proc.pid! },
     { name: 'server-sidecar', pid: server.proc.pid! },
@@ -304,7 +304,7 @@ spec:
       const qm = await waitQuiet('the mesh run');
       const viaMesh = await runLoad(gen, spec(up, opt.rate, opt.duration), watch);
       let viaFloor: RunOutcome | null = null;
-      if (floor) {
+      if (floor && opt.only.has('floor')) {
         await waitQuiet('the floor run');
         viaFloor = await runLoad(gen, spec(floor.port, opt.rate, opt.duration), watch);
       }
@@ -353,20 +353,24 @@ spec:
     }
   }
 
-  if (opt.only.has('steps')) {
+  const stepPaths = [...(opt.only.has('steps') ? ['mesh'] : []), ...(opt.only.has('floor-steps') && floor ? ['floor'] : [])];
+  for (const via of stepPaths) {
     const best: number[] = [];
+    const port = via === 'mesh' ? up : floor!.port;
+    const [cn, sn] = via === 'mesh' ? ['client-sidecar', 'server-sidecar'] : ['floor-client', 'floor-server'];
+    const what = via === 'mesh' ? 'the mesh' : 'the floor pair (bare node:http(s), mTLS)';
     for (let run = 1; run <= opt.runs; run++) {
       const rows: string[][] = [];
       let holding = 0;
       let firstFail = 0;
       for (const rate of opt.steps) {
         await waitQuiet(`the ${rate} req/s step`);
-        const o = await runLoad(gen, { ...spec(up, rate, opt.stepDuration), warmupMs: 1000 }, watch);
+        const o = await runLoad(gen, { ...spec(port, rate, opt.stepDuration), warmupMs: 1000 }, watch);
         const r = o.result;
         const bad = r.errors + r.timeouts;
         const holds = r.sched.p99 < P99_LIMIT_MS && bad === 0 && r.achievedRps >= 0.95 * rate;
         const c = (n: string) => f(o.cpu[n] / opt.stepDuration, 2);
-        rows.push([String(rate), f(r.achievedRps, 0), f(r.sched.p50), f(r.sched.p90), f(r.sched.p99), f(r.sched.max, 1), String(bad), String(r.connections), c('client-sidecar'), c('server-sidecar'), c('app'), c('generator'), f(o.others, 2), holds ? 'yes' : 'NO', ...(opt.probe ? [o.eld['client-sidecar'] ?? '', o.eld['server-sidecar'] ?? ''] : [])]);
+        rows.push([String(rate), f(r.achievedRps, 0), f(r.sched.p50), f(r.sched.p90), f(r.sched.p99), f(r.sched.max, 1), String(bad), String(r.connections), c(cn), c(sn), c('app'), c('generator'), f(o.others, 2), holds ? 'yes' : 'NO', ...(opt.probe ? [o.eld['client-sidecar'] ?? '', o.eld['server-sidecar'] ?? ''] : [])]);
         if (holds) holding = rate;
         await sleep(1000);
         if (!holds) {
@@ -382,11 +386,11 @@ spec:
         rows.push([`${firstFail} direct`, f(r.achievedRps, 0), f(r.sched.p50), f(r.sched.p90), f(r.sched.p99), f(r.sched.max, 1), String(r.errors + r.timeouts), String(r.connections), '-', '-', f(o.cpu.app / opt.stepDuration, 2), f(o.cpu.generator / opt.stepDuration, 2), f(o.others, 2), r.sched.p99 < P99_LIMIT_MS ? 'yes' : 'NO', ...(opt.probe ? ['', ''] : [])]);
         await sleep(1000);
       }
-      printTable(`Rate steps through the mesh, run ${run} (${opt.stepDuration} s each after 1 s warm-up); latency ms from scheduled send; CPU in cores ("others": other processes on the machine)`, ['offered', 'done/s', 'p50', 'p90', 'p99', 'max', 'err', 'conns opened', 'client', 'server', 'app', 'gen', 'others', `p99<${P99_LIMIT_MS}`, ...(opt.probe ? ['client loop delay p50/p99/max', 'server loop delay'] : [])], rows);
-      console.log(`highest rate holding p99 < ${P99_LIMIT_MS} ms, run ${run}: ${holding || 'none'} req/s${firstFail ? ` (next step ${firstFail} did not hold)` : ' (every step held)'}`);
+      printTable(`Rate steps through ${what}, run ${run} (${opt.stepDuration} s each after 1 s warm-up); latency ms from scheduled send; CPU in cores ("others": other processes on the machine)`, ['offered', 'done/s', 'p50', 'p90', 'p99', 'max', 'err', 'conns opened', 'client', 'server', 'app', 'gen', 'others', `p99<${P99_LIMIT_MS}`, ...(opt.probe ? ['client loop delay p50/p99/max', 'server loop delay'] : [])], rows);
+      console.log(`highest rate holding p99 < ${P99_LIMIT_MS} ms through ${what}, run ${run}: ${holding || 'none'} req/s${firstFail ? ` (next step ${firstFail} did not hold)` : ' (every step held)'}`);
       best.push(holding);
     }
-    console.log(`summary: highest rate holding p99 < ${P99_LIMIT_MS} ms: ${best.join(', ')} req/s (runs)`);
+    console.log(`summary: highest rate holding p99 < ${P99_LIMIT_MS} ms through ${what}: ${best.join(', ')} req/s (runs)`);
   }
   gen.send({ type: 'exit' });
   floor?.client.send({ type: 'exit' });
@@ -532,7 +536,7 @@ async function main(): Promise<void> {
   if (dirty) head += ` + uncommitted changes in ${dirty}`;
   console.log(`node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), git ${head}, load avg at start ${loadAvg()}, work dir ${root}`);
   try {
-    if (opt.only.has('latency') || opt.only.has('steps')) await dataPlane();
+    if (['latency', 'floor', 'steps', 'floor-steps'].some((x) => opt.only.has(x))) await dataPlane();
     if (opt.only.has('propagation')) await propagation();
     console.log(`\nload avg at end ${loadAvg()}`);
   } finally {
