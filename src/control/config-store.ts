@@ -83,7 +83,7 @@ export class ConfigStore extends EventEmitter<ConfigStoreEvents> {
       this.debounce = setTimeout(() => {
         this.watchDirs(trigger);
         if (this.computeFingerprint() !== this.fingerprint) this.reload();
-      }, 50);
+      }, 10); // coalesce the events of one edit (write + rename) without eating the propagation budget
     };
     this.watchDirs(trigger);
     this.poll = setInterval(trigger, pollMs);

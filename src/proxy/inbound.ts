@@ -202,7 +202,7 @@ export class InboundListener {
     const src = peer.spiffeId ?? 'unknown';
     this.o.metrics.requests.inc({ direction: 'inbound', source_principal: src, destination_principal: this.ownId, response_code: String(status), decision });
     this.o.metrics.duration.observe({ direction: 'inbound', source_principal: src, destination_principal: this.ownId, decision }, ms / 1000);
-    this.o.accessLog.write({
+    if (this.o.accessLog.enabled) this.o.accessLog.write({
       time: new Date().toISOString(),
       direction: 'inbound',
       source_principal: peer.spiffeId,

@@ -275,7 +275,7 @@ export class OutboundProxy {
     const d = decision === 'EGRESS' ? 'ALLOW' : decision;
     this.o.metrics.requests.inc({ direction: 'outbound', source_principal: this.ownId, destination_principal: dst ?? 'external', response_code: String(status), decision: d });
     this.o.metrics.duration.observe({ direction: 'outbound', source_principal: this.ownId, destination_principal: dst ?? 'external', decision: d }, ms / 1000);
-    this.o.accessLog.write({
+    if (this.o.accessLog.enabled) this.o.accessLog.write({
       time: new Date().toISOString(),
       direction: 'outbound',
       source_principal: this.ownId,

@@ -19,7 +19,12 @@ export interface AccessLogEntry {
 }
 
 export class AccessLog {
-  constructor(private readonly out: Writable | null) {}
+  /** False when logging is off: callers skip building the record. */
+  readonly enabled: boolean;
+
+  constructor(private readonly out: Writable | null) {
+    this.enabled = out !== null;
+  }
 
   write(e: AccessLogEntry): void {
     this.out?.write(JSON.stringify(e) + '\n');
