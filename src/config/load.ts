@@ -139,22 +139,29 @@ export function loadConfig(paths: string[]): LoadResult {
   return res;
 }
 
-/** Parse and validate in-memory documents (used by loadConfig, the control plane and tests). */
+type PosOf = (path: PathSeg[], atKey?: boolean) => { line?: number; col?: number };
+
+/** What validation accumulates across the documents of one set. */
+interface SetBuilder {
+  errors: ZtmError[];
+  notices: ConfigNotice[];
+  resources: AnyResource[];
+  seq: number;
+}
+
+/** Parse and validate in-memory YAML documents (used by loadConfig, the control plane and tests). */
 export function parseConfigTexts(inputs: { file: string; text: string }[]): LoadResult {
-  const errors: ZtmError[] = [];
-  const notices: ConfigNotice[] = [];
-  const resources: AnyResource[] = [];
-  let seq = 0;
+  const b: SetBuilder = { errors: [], notices: [], resources: [], seq: 0 };
   for (const { file, text } of inputs) {
     const lc = new LineCounter();
     const docs = parseAllDocuments(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false, strict: true });
     const list = Array.isArray(docs) ? docs : [docs];
     list.forEach((doc, docIndex) => {
-      const posOf = (path: PathSeg[], atKey = false) => locate(doc, lc, path, atKey);
+      const posOf: PosOf = (path, atKey = false) => locate(doc, lc, path, atKey);
       if (doc.errors.length) {
         for (const e of doc.errors) {
           const lp = e.linePos?.[0] ?? (e.pos ? lc.linePos(e.pos[0]) : undefined);
-          errors.push(new ZtmError('ZTM_CONFIG_PARSE', e.message.split('\n')[0], { file, line: lp?.line, col: lp?.col }));
+          b.errors.push(new ZtmError('ZTM_CONFIG_PARSE', e.message.split('\n')[0], { file, line: lp?.line, col: lp?.col }));
         }
         return;
       }
@@ -163,79 +170,98 @@ export function parseConfigTexts(inputs: { file: string; text: string }[]): Load
       try {
         value = doc.toJS({ maxAliasCount: 100 });
       } catch (e) {
-        const p = posOf([]);
-        errors.push(new ZtmError('ZTM_CONFIG_PARSE', (e as Error).message, { file, ...p }));
+        b.errors.push(new ZtmError('ZTM_CONFIG_PARSE', (e as Error).message, { file, ...posOf([]) }));
         return;
       }
-      const rootPos = posOf([]);
-      if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-        errors.push(new ZtmError('ZTM_CONFIG_INVALID', 'a document must be a mapping with apiVersion, kind, metadata and spec', { file, ...rootPos }));
-        return;
-      }
-      const rec = value as Record<string, unknown>;
-      const { apiVersion, kind } = rec;
-      if (typeof apiVersion !== 'string' || typeof kind !== 'string') {
-        const missing = typeof apiVersion !== 'string' ? 'apiVersion' : 'kind';
-        errors.push(new ZtmError('ZTM_CONFIG_INVALID', `${missing} is required and must be a string`, { file, ...posOf([missing]), field: missing }));
-        return;
-      }
-      const group = apiVersion.includes('/') ? apiVersion.slice(0, apiVersion.indexOf('/')) : '';
-      const def = KIND_BY_NAME.get(kind);
-      if (!def || !(def.apiVersions as readonly string[]).includes(apiVersion)) {
-        const known = def && (def.apiVersions as readonly string[]).some((v) => v.startsWith(group + '/'));
-        if (known || STRICT_GROUPS.has(group)) {
-          const msg = def
-            ? `apiVersion "${apiVersion}" is not supported for ${kind} (supported: ${def.apiVersions.join(', ')})`
-            : `unknown kind "${kind}" in ${group}`;
-          errors.push(new ZtmError('ZTM_CONFIG_INVALID', msg, { file, ...posOf([def ? 'apiVersion' : 'kind']), field: def ? 'apiVersion' : 'kind' }));
-        } else {
-          notices.push({ file, line: rootPos.line ?? 1, message: `skipped ${kind} (${apiVersion}): not a kind ztmesh reads` });
-        }
-        return;
-      }
-      const issues: SchemaIssue[] = [];
-      for (const k of Object.keys(rec)) {
-        if (!['apiVersion', 'kind', 'metadata', 'spec', 'status'].includes(k)) issues.push({ path: [k], message: `unknown field "${k}"`, atKey: true });
-      }
-      if (rec.metadata === undefined || rec.metadata === null) issues.push({ path: ['metadata'], message: 'is required' });
-      else checkSchema(rec.metadata, metadataSchema, ['metadata'], issues);
-      if (rec.spec === undefined || rec.spec === null) {
-        if (!def.specOptional) issues.push({ path: ['spec'], message: 'is required' });
-      } else checkSchema(rec.spec, def.spec, ['spec'], issues);
-
-      const md = (rec.metadata ?? {}) as Record<string, unknown>;
-      const name = typeof md.name === 'string' ? md.name : '';
-      const namespace = typeof md.namespace === 'string' ? md.namespace : 'default';
-      if (name && !DNS1123_SUBDOMAIN.test(name)) issues.push({ path: ['metadata', 'name'], message: `"${name}" is not a valid name (lower-case RFC 1123 subdomain)` });
-      if (typeof md.namespace === 'string' && !DNS1123_LABEL.test(md.namespace))
-        issues.push({ path: ['metadata', 'namespace'], message: `"${md.namespace}" is not a valid namespace (lower-case RFC 1123 label)` });
-      if (typeof md.creationTimestamp === 'string' && Number.isNaN(Date.parse(md.creationTimestamp)))
-        issues.push({ path: ['metadata', 'creationTimestamp'], message: `"${md.creationTimestamp}" is not an RFC 3339 time` });
-
-      // Semantic rules only on a structurally sound document, so they can trust types.
-      if (issues.length === 0 && def.validate) def.validate(rec.spec ?? {}, (path, message) => issues.push({ path, message }), { name, namespace });
-      for (const is of issues) {
-        errors.push(new ZtmError('ZTM_CONFIG_INVALID', `${kind} ${namespace}/${name || '?'}: ${is.message}`, { file, ...posOf(is.path, is.atKey), field: formatPath(is.path) }));
-      }
-      if (issues.length) return;
-      resources.push({
-        apiVersion,
-        kind,
-        metadata: {
-          name,
-          namespace,
-          labels: (md.labels as Record<string, string>) ?? {},
-          annotations: (md.annotations as Record<string, string>) ?? {},
-          creationTimestamp: md.creationTimestamp as string | undefined,
-        },
-        spec: (rec.spec ?? {}) as never,
-        source: { file, line: rootPos.line ?? 1, col: rootPos.col ?? 1, doc: docIndex },
-        seq: seq++,
-      } as AnyResource);
+      addDocument(b, value, file, docIndex, posOf);
     });
   }
+  return finishSet(b, inputs.map((i) => i.file));
+}
 
-  // Whole-set rules: unique names per kind and namespace; at most one MeshConfig.
+/**
+ * Validate documents that are already objects (a slice from the control plane): the same
+ * rules as parseConfigTexts, without a YAML round trip; errors name the document and field path.
+ */
+export function validateObjects(file: string, values: unknown[]): LoadResult {
+  const b: SetBuilder = { errors: [], notices: [], resources: [], seq: 0 };
+  values.forEach((v, i) => addDocument(b, v, file, i, () => ({})));
+  return finishSet(b, [file]);
+}
+
+/** Validate one document and, when sound, add it as a typed resource. */
+function addDocument(b: SetBuilder, value: unknown, file: string, docIndex: number, posOf: PosOf): void {
+  const { errors, notices } = b;
+  const rootPos = posOf([]);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    errors.push(new ZtmError('ZTM_CONFIG_INVALID', 'a document must be a mapping with apiVersion, kind, metadata and spec', { file, ...rootPos }));
+    return;
+  }
+  const rec = value as Record<string, unknown>;
+  const { apiVersion, kind } = rec;
+  if (typeof apiVersion !== 'string' || typeof kind !== 'string') {
+    const missing = typeof apiVersion !== 'string' ? 'apiVersion' : 'kind';
+    errors.push(new ZtmError('ZTM_CONFIG_INVALID', `${missing} is required and must be a string`, { file, ...posOf([missing]), field: missing }));
+    return;
+  }
+  const group = apiVersion.includes('/') ? apiVersion.slice(0, apiVersion.indexOf('/')) : '';
+  const def = KIND_BY_NAME.get(kind);
+  if (!def || !(def.apiVersions as readonly string[]).includes(apiVersion)) {
+    const known = def && (def.apiVersions as readonly string[]).some((v) => v.startsWith(group + '/'));
+    if (known || STRICT_GROUPS.has(group)) {
+      const msg = def
+        ? `apiVersion "${apiVersion}" is not supported for ${kind} (supported: ${def.apiVersions.join(', ')})`
+        : `unknown kind "${kind}" in ${group}`;
+      errors.push(new ZtmError('ZTM_CONFIG_INVALID', msg, { file, ...posOf([def ? 'apiVersion' : 'kind']), field: def ? 'apiVersion' : 'kind' }));
+    } else {
+      notices.push({ file, line: rootPos.line ?? 1, message: `skipped ${kind} (${apiVersion}): not a kind ztmesh reads` });
+    }
+    return;
+  }
+  const issues: SchemaIssue[] = [];
+  for (const k of Object.keys(rec)) {
+    if (!['apiVersion', 'kind', 'metadata', 'spec', 'status'].includes(k)) issues.push({ path: [k], message: `unknown field "${k}"`, atKey: true });
+  }
+  if (rec.metadata === undefined || rec.metadata === null) issues.push({ path: ['metadata'], message: 'is required' });
+  else checkSchema(rec.metadata, metadataSchema, ['metadata'], issues);
+  if (rec.spec === undefined || rec.spec === null) {
+    if (!def.specOptional) issues.push({ path: ['spec'], message: 'is required' });
+  } else checkSchema(rec.spec, def.spec, ['spec'], issues);
+
+  const md = (rec.metadata ?? {}) as Record<string, unknown>;
+  const name = typeof md.name === 'string' ? md.name : '';
+  const namespace = typeof md.namespace === 'string' ? md.namespace : 'default';
+  if (name && !DNS1123_SUBDOMAIN.test(name)) issues.push({ path: ['metadata', 'name'], message: `"${name}" is not a valid name (lower-case RFC 1123 subdomain)` });
+  if (typeof md.namespace === 'string' && !DNS1123_LABEL.test(md.namespace))
+    issues.push({ path: ['metadata', 'namespace'], message: `"${md.namespace}" is not a valid namespace (lower-case RFC 1123 label)` });
+  if (typeof md.creationTimestamp === 'string' && Number.isNaN(Date.parse(md.creationTimestamp)))
+    issues.push({ path: ['metadata', 'creationTimestamp'], message: `"${md.creationTimestamp}" is not an RFC 3339 time` });
+
+  // Semantic rules only on a structurally sound document, so they can trust types.
+  if (issues.length === 0 && def.validate) def.validate(rec.spec ?? {}, (path, message) => issues.push({ path, message }), { name, namespace });
+  for (const is of issues) {
+    errors.push(new ZtmError('ZTM_CONFIG_INVALID', `${kind} ${namespace}/${name || '?'}: ${is.message}`, { file, ...posOf(is.path, is.atKey), field: formatPath(is.path) }));
+  }
+  if (issues.length) return;
+  b.resources.push({
+    apiVersion,
+    kind,
+    metadata: {
+      name,
+      namespace,
+      labels: (md.labels as Record<string, string>) ?? {},
+      annotations: (md.annotations as Record<string, string>) ?? {},
+      creationTimestamp: md.creationTimestamp as string | undefined,
+    },
+    spec: (rec.spec ?? {}) as never,
+    source: { file, line: rootPos.line ?? 1, col: rootPos.col ?? 1, doc: docIndex },
+    seq: b.seq++,
+  } as AnyResource);
+}
+
+/** Whole-set rules: unique names per kind and namespace; at most one MeshConfig. */
+function finishSet(b: SetBuilder, files: string[]): LoadResult {
+  const { errors, notices, resources } = b;
   const seen = new Map<string, AnyResource>();
   for (const r of resources) {
     const key = `${r.kind}/${r.metadata.namespace}/${r.metadata.name}`;
@@ -265,8 +291,9 @@ export function parseConfigTexts(inputs: { file: string; text: string }[]): Load
       );
   }
   if (errors.length) return { ok: false, errors, notices };
-  return { ok: true, config: { resources, mesh: meshSettings(meshes[0]), notices, files: inputs.map((i) => i.file) }, errors: [], notices };
+  return { ok: true, config: { resources, mesh: meshSettings(meshes[0]), notices, files }, errors: [], notices };
 }
+
 
 export function meshSettings(m: MeshConfig | undefined): MeshSettings {
   const s = m?.spec ?? {};

@@ -3,7 +3,7 @@
  * reads: the workload's selected policies, its mTLS modes, the service table keyed by
  * every host alias, egress entries and the quarantine set. Built once per version.
  */
-import { parseConfigTexts } from '../config/load.js';
+import { validateObjects } from '../config/load.js';
 import type { ServiceEntrySpec } from '../config/types.js';
 import { compile } from '../policy/snapshot.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
@@ -32,8 +32,9 @@ export function applySlice(slice: WorkloadSlice, workload: WorkloadRef): ProxySt
     ...slice.resources,
     ...(slice.egress ?? []).map((e) => ({ apiVersion: 'networking.istio.io/v1', kind: 'ServiceEntry', metadata: { name: e.name, namespace: e.namespace }, spec: e.spec })),
     ...(slice.destinationRules ?? []).map((d) => ({ apiVersion: 'networking.istio.io/v1', kind: 'DestinationRule', metadata: { name: d.name, namespace: d.namespace }, spec: d.spec })),
-  ].map((r) => JSON.stringify(r));
-  const res = parseConfigTexts([{ file: `slice ${slice.version}`, text: docs.join('\n---\n') }]);
+  ];
+  // The same validation as the control plane's, on the objects as received (no YAML round trip).
+  const res = validateObjects(`slice ${slice.version}`, docs);
   if (!res.ok) throw new SliceError(res.errors.map((e) => e.format()).join('; '));
   if (res.notices.length) throw new SliceError(`slice carries kinds this sidecar does not read: ${res.notices.map((n) => n.message).join('; ')}`);
   const snapshot = compile({ ...res.config, mesh: slice.mesh });
