@@ -6,9 +6,9 @@ import { renderCliReference } from '../src/cli/reference.js';
 import { ErrorCodes } from '../src/errors.js';
 import { repoRoot } from './helpers.js';
 
-test('docs/cli.md is generated from the current commands (run `npm run docs:cli` after changing a command)', () => {
+test('docs/cli.md is generated from the current commands (run `npm run docs:cli` after changing a command)', async () => {
   const onDisk = readFileSync(join(repoRoot, 'docs', 'cli.md'), 'utf8');
-  assert.equal(onDisk, renderCliReference());
+  assert.equal(onDisk, await renderCliReference());
 });
 
 test('every error code is documented in docs/errors.md', () => {

@@ -7,26 +7,30 @@ import { createRequire } from 'node:module';
 import type { CliContext } from './context.js';
 import { Exit } from './context.js';
 import { isZtmError } from '../errors.js';
-import { registerValidate } from './commands/validate.js';
-import { registerAuthz } from './commands/authz.js';
-import { registerMesh } from './commands/mesh.js';
-import { registerDemo } from './commands/demo.js';
-import { registerCa } from './commands/ca.js';
-import { registerToken } from './commands/token.js';
-import { registerCert } from './commands/cert.js';
-import { registerRego } from './commands/rego.js';
-import { registerGateway } from './commands/gateway.js';
-import { registerJwt } from './commands/jwt.js';
 
 const require = createRequire(import.meta.url);
 const pkg = require('../../../package.json') as { version: string };
 
 export type Register = (program: Command, ctx: CliContext) => void;
 
-/** Every subcommand module adds one line here. */
-const registrations: Register[] = [registerDemo, registerValidate, registerAuthz, registerMesh, registerCa, registerToken, registerCert, registerRego, registerGateway, registerJwt];
+/**
+ * Every subcommand module, with the command names it registers. Modules load lazily:
+ * a sidecar (`ztmesh proxy`) loads only what its command needs, not the whole CLI.
+ */
+const COMMANDS: [string[], () => Promise<Register>][] = [
+  [['demo'], async () => (await import('./commands/demo.js')).registerDemo],
+  [['validate'], async () => (await import('./commands/validate.js')).registerValidate],
+  [['authz'], async () => (await import('./commands/authz.js')).registerAuthz],
+  [['control', 'proxy', 'quarantine', 'status'], async () => (await import('./commands/mesh.js')).registerMesh],
+  [['ca'], async () => (await import('./commands/ca.js')).registerCa],
+  [['token'], async () => (await import('./commands/token.js')).registerToken],
+  [['cert'], async () => (await import('./commands/cert.js')).registerCert],
+  [['rego'], async () => (await import('./commands/rego.js')).registerRego],
+  [['gateway'], async () => (await import('./commands/gateway.js')).registerGateway],
+  [['jwt'], async () => (await import('./commands/jwt.js')).registerJwt],
+];
 
-export function buildProgram(ctx: CliContext): Command {
+export async function buildProgram(ctx: CliContext, argv?: string[]): Promise<Command> {
   const program = new Command('ztmesh')
     .description('ztmesh: a zero-trust service mesh (SPIFFE identity, mTLS, Istio-compatible policy)')
     .version(pkg.version, '-V, --version')
@@ -36,7 +40,9 @@ export function buildProgram(ctx: CliContext): Command {
       writeErr: (s) => ctx.stderr.write(s),
     })
     .exitOverride();
-  for (const reg of registrations) reg(program, ctx);
+  const first = argv?.slice(2).find((a) => !a.startsWith('-'));
+  const only = first === undefined ? undefined : COMMANDS.find(([names]) => names.includes(first));
+  for (const [, load] of only ? [only] : COMMANDS) (await load())(program, ctx);
   for (const c of program.commands) propagate(c, ctx);
   return program;
 }
@@ -55,7 +61,7 @@ export async function main(argv: string[], io?: Partial<Pick<CliContext, 'stdout
     stderr: io?.stderr ?? process.stderr,
     exitCode: Exit.OK,
   };
-  const program = buildProgram(ctx);
+  const program = await buildProgram(ctx, argv);
   try {
     await program.parseAsync(argv);
     return ctx.exitCode;

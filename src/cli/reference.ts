@@ -28,9 +28,9 @@ function walk(cmd: Command, path: string[], out: string[]): void {
   }
 }
 
-export function renderCliReference(): string {
+export async function renderCliReference(): Promise<string> {
   const sink = { write: () => true };
-  const program = buildProgram({ stdout: sink, stderr: sink, exitCode: 0 });
+  const program = await buildProgram({ stdout: sink, stderr: sink, exitCode: 0 });
   const out = [
     '# CLI reference',
     '',
@@ -44,5 +44,5 @@ export function renderCliReference(): string {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  process.stdout.write(renderCliReference());
+  process.stdout.write(await renderCliReference());
 }

@@ -5,9 +5,7 @@ import { resolve } from 'node:path';
 import type { CliContext } from '../context.js';
 import { Exit } from '../context.js';
 import { ZtmError } from '../../errors.js';
-import { resolvePassphrase } from '../../identity/keystore.js';
-import { ControlPlane } from '../../control/server.js';
-import { Sidecar } from '../../proxy/sidecar.js';
+import type { ControlPlane } from '../../control/server.js';
 import { createLogger } from '../../telemetry/log.js';
 import { paint, parseOutputFormat, renderData, renderTable, terminalWidth } from '../output.js';
 import { collect, parseHostPort, parseKeyValues, parsePort } from '../flags.js';
@@ -49,6 +47,9 @@ export function registerMesh(program: Command, ctx: CliContext): void {
     .action(async (o: { config: string[]; dataDir: string; passphraseFile?: string; trustDomain: string; listen: string; adminPort: string; svidTtl: string; readyFile?: string }) => {
       const listen = parseHostPort(o.listen, '--listen', true);
       const { parseDuration } = await import('../../identity/join-token.js');
+      // Loaded on demand: each process loads only its own side (see main.ts).
+      const { ControlPlane } = await import('../../control/server.js');
+      const { resolvePassphrase } = await import('../../identity/keystore.js');
       const cp = new ControlPlane({
         configPaths: o.config,
         dataDir: resolve(o.dataDir),
@@ -104,6 +105,7 @@ export function registerMesh(program: Command, ctx: CliContext): void {
       }
       const { createWriteStream } = await import('node:fs');
       const al = o.accessLog === 'off' ? null : o.accessLog === '-' ? process.stdout : createWriteStream(o.accessLog as string, { flags: 'a' });
+      const { Sidecar } = await import('../../proxy/sidecar.js');
       const sc = new Sidecar({
         service: o.service as string,
         namespace: o.namespace as string,
