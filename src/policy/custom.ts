@@ -5,58 +5,31 @@
  * The input document follows the opa-envoy-plugin shape, so OPA policies written for
  * Envoy's external authorization work unchanged.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, resolve, relative } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { ZtmError } from '../errors.js';
 import type { ExtensionProvider, MeshSettings } from '../config/types.js';
-import { compileModules, toJSON } from '../rego/index.js';
+import type * as RegoEngine from '../rego/index.js';
 import type { CompiledPolicy as RegoPolicy } from '../rego/index.js';
 import type { AsyncCustomAuthorizer, CustomAuthorizer, CustomResult } from './engine.js';
 import type { AuthzInput, RequestContext } from './request.js';
 
-/** Rego module sources and data, read from files when the config is loaded and shipped with it. */
-export interface RegoBundle {
-  modules: Record<string, string>;
-  data?: unknown;
+/*
+ * The Rego engine is loaded on demand: a sidecar whose mesh has no Rego provider never
+ * loads it (a sizeable part of a sidecar's memory). Code that reads configuration files
+ * has it already (config/rego-bundle.ts provides it); a sidecar awaits loadRegoEngine()
+ * before applying a slice that needs it.
+ */
+let rego: typeof RegoEngine | undefined;
+
+export function provideRegoEngine(m: typeof RegoEngine): void {
+  rego = m;
 }
 
-/**
- * Read a rego provider's module files (files or directories of `.rego`, `_test.rego`
- * excluded) and data file, relative to the MeshConfig file; compile them to report
- * Rego errors at load time with their file, line and column.
- */
-export function loadRegoBundle(p: ExtensionProvider, meshConfigFile: string, field: string): RegoBundle {
-  const base = dirname(resolve(meshConfigFile));
-  const modules: Record<string, string> = {};
-  const addFile = (f: string) => {
-    modules[relative(process.cwd(), f) || f] = readFileSync(f, 'utf8');
-  };
-  for (const m of p.rego?.modules ?? []) {
-    const full = resolve(base, m);
-    let st;
-    try {
-      st = statSync(full);
-    } catch {
-      throw new ZtmError('ZTM_CONFIG_INVALID', `rego module ${m} not found (resolved to ${full})`, { file: meshConfigFile, field: `${field}.rego.modules` });
-    }
-    if (st.isDirectory()) {
-      for (const f of readdirSync(full).sort()) if (f.endsWith('.rego') && !f.endsWith('_test.rego')) addFile(join(full, f));
-    } else addFile(full);
-  }
-  if (Object.keys(modules).length === 0) throw new ZtmError('ZTM_CONFIG_INVALID', 'the rego provider found no .rego modules', { file: meshConfigFile, field: `${field}.rego.modules` });
-  let data: unknown;
-  if (p.rego?.data) {
-    const df = resolve(base, p.rego.data);
-    try {
-      data = parseYaml(readFileSync(df, 'utf8'));
-    } catch (e) {
-      throw new ZtmError('ZTM_CONFIG_INVALID', `cannot read rego data ${p.rego.data}: ${(e as Error).message}`, { file: meshConfigFile, field: `${field}.rego.data` });
-    }
-  }
-  // Compile now: a Rego error rejects the configuration like any other invalid document.
-  compileModules(modules);
-  return { modules, data };
+export async function loadRegoEngine(): Promise<void> {
+  rego ??= await import('../rego/index.js');
+}
+
+export function needsRegoEngine(mesh: Pick<MeshSettings, 'extensionProviders'>): boolean {
+  return !rego && mesh.extensionProviders.some((p) => p.rego);
 }
 
 /** The opa-envoy-plugin input document (plus ztmesh's `attributes.auth` with verified JWT claims). */
@@ -126,24 +99,25 @@ export interface CustomProviders {
 
 /** Compile the mesh's providers once per snapshot. */
 export function buildCustomProviders(mesh: MeshSettings, opts: { fetch?: typeof fetch; nowNs?: bigint } = {}): CustomProviders {
-  const rego = new Map<string, { policy: RegoPolicy; path: string[]; data?: unknown }>();
+  const regoProviders = new Map<string, { policy: RegoPolicy; path: string[]; data?: unknown }>();
   const opa = new Map<string, NonNullable<ExtensionProvider['opa']>>();
   for (const p of mesh.extensionProviders) {
     if (p.rego) {
       if (!p.rego.bundle) throw new ZtmError('ZTM_CONFIG_INVALID', `rego provider "${p.name}" has no modules loaded`);
       const decision = (p.rego.decision ?? 'envoy/authz/allow').replace(/^data[./]/, '');
-      rego.set(p.name, { policy: compileModules(p.rego.bundle.modules), path: decision.split(/[./]/).filter(Boolean), data: p.rego.bundle.data });
+      if (!rego) throw new ZtmError('ZTM_INTERNAL', 'the Rego engine is not loaded (await loadRegoEngine() before compiling a configuration with Rego providers)');
+      regoProviders.set(p.name, { policy: rego.compileModules(p.rego.bundle.modules), path: decision.split(/[./]/).filter(Boolean), data: p.rego.bundle.data });
     } else if (p.opa) opa.set(p.name, p.opa);
   }
   const f = opts.fetch ?? fetch;
   const sync: CustomAuthorizer = (name, input, ctx) => {
-    const r = rego.get(name);
+    const r = regoProviders.get(name);
     if (!r) {
       if (opa.has(name)) throw new Error(`provider "${name}" is an external OPA server; this caller only evaluates in-process providers`);
       return { allowed: false, status: 403, reason: `no extension provider named "${name}" in MeshConfig (failing closed)` };
     }
     const v = r.policy.evalPath(r.path, { input: opaInput(input, ctx), data: r.data, nowNs: opts.nowNs });
-    return interpretDecision(v === undefined ? undefined : toJSON(v), name);
+    return interpretDecision(v === undefined ? undefined : rego!.toJSON(v), name);
   };
   const asyncFn: AsyncCustomAuthorizer = async (name, input, ctx) => {
     const o = opa.get(name);

@@ -24,6 +24,7 @@ import type { Filter } from './filters.js';
 import { applySlice, SliceError } from './state.js';
 import type { ProxyState } from './state.js';
 import { XdsClient } from './xds-client.js';
+import { loadRegoEngine, needsRegoEngine } from '../policy/custom.js';
 
 export interface SidecarOptions {
   service: string;
@@ -214,7 +215,9 @@ export class Sidecar {
       return;
     }
     try {
-      this.state = applySlice(JSON.parse(text) as WorkloadSlice, this.workload);
+      const slice = JSON.parse(text) as WorkloadSlice;
+      if (slice.mesh && needsRegoEngine(slice.mesh)) await loadRegoEngine();
+      this.state = applySlice(slice, this.workload);
       this.filters = inboundFilters(this.workload, this.o.servicePort ?? this.o.port, this.ownId);
       this.o.log.info({ version: this.state.version }, 'serving the last applied configuration from disk until the control plane answers');
     } catch (e) {

@@ -3,7 +3,7 @@
  * reads: the workload's selected policies, its mTLS modes, the service table keyed by
  * every host alias, egress entries and the quarantine set. Built once per version.
  */
-import { validateObjects } from '../config/load.js';
+import { validateObjects } from '../config/validate.js';
 import type { ServiceEntrySpec } from '../config/types.js';
 import { compile } from '../policy/snapshot.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';

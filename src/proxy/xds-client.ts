@@ -10,6 +10,7 @@ import { XDS_ALPN, onMessages, send } from '../control/protocol.js';
 import type { Registration, ToSidecar, WorkloadSlice } from '../control/protocol.js';
 import type { Logger } from '../telemetry/log.js';
 import { spiffeServerCheck } from './tls.js';
+import { loadRegoEngine, needsRegoEngine } from '../policy/custom.js';
 
 export interface XdsClientOptions {
   controlPlane: { host: string; port: number };
@@ -38,6 +39,7 @@ export class XdsClient extends EventEmitter<XdsEvents> {
   private attempt = 0;
   private retry?: NodeJS.Timeout;
   private heartbeat?: NodeJS.Timeout;
+  private queue: Promise<void> = Promise.resolve();
   connected = false;
 
   constructor(private readonly o: XdsClientOptions) {
@@ -86,14 +88,18 @@ export class XdsClient extends EventEmitter<XdsEvents> {
       socket,
       (msg) => {
         if (msg.type === 'slice') {
-          const err = this.o.apply(msg.slice);
-          if (err) {
-            send(socket, { type: 'nack', version: msg.slice?.version ?? '?', error: err });
-            this.emit('rejected', msg.slice?.version ?? '?', err);
-          } else {
-            send(socket, { type: 'ack', version: msg.slice.version });
-            this.emit('applied', msg.slice.version);
-          }
+          // In arrival order, even when one must first load the Rego engine.
+          this.queue = this.queue.then(async () => {
+            if (msg.slice?.mesh && needsRegoEngine(msg.slice.mesh)) await loadRegoEngine();
+            const err = this.o.apply(msg.slice);
+            if (err) {
+              send(socket, { type: 'nack', version: msg.slice?.version ?? '?', error: err });
+              this.emit('rejected', msg.slice?.version ?? '?', err);
+            } else {
+              send(socket, { type: 'ack', version: msg.slice.version });
+              this.emit('applied', msg.slice.version);
+            }
+          });
         } else if (msg.type === 'error') {
           why = `control plane refused the stream: ${msg.message}`;
           this.o.log.error({ error: msg.message }, 'control plane refused the stream');
