@@ -27,8 +27,8 @@
  *    sidecar the time from the write to its "configuration applied" log line (pino epoch-ms
  *    timestamp, same clock) and to the control plane seeing its ACK (polled /v1/sidecars).
  */
+import { freePort } from '../src/util/net.js';
 import { fork, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import { mkdtempSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { cpus, tmpdir } from 'node:os';
@@ -105,16 +105,6 @@ function writeConfig(dir: string, name: string, yaml: string): void {
   renameSync(tmp, join(dir, name));
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 function startWorker(mode: 'app' | 'load'): ChildProcess {
   const w = fork(WORKER, [mode], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });

@@ -4,7 +4,6 @@
  * drives traffic, and prints which calls the mesh allowed and which it refused.
  */
 import http from 'node:http';
-import net from 'node:net';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { LocalMesh } from '../control/launcher.js';
 import type { SidecarHandle } from '../control/launcher.js';
 import { paint, renderTable, terminalWidth } from '../cli/output.js';
+import { freePort } from '../util/net.js';
+export { freePort };
 import type { Writer } from '../cli/output.js';
 
 const EXAMPLES = resolve(fileURLToPath(new URL('../../../examples/ecommerce', import.meta.url)));
@@ -44,17 +45,6 @@ interface Step {
   /** Custom verdict (default: by status). */
   judge?: (r: CallResult) => boolean;
   note?: (r: CallResult) => string;
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
 }
 
 /** Send a request the way an app does: to its own sidecar's outbound proxy, absolute-form. */

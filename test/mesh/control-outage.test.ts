@@ -8,7 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { App, LocalMesh, SERVICE_PORT, configDir, id, logsOf, rawExchange, sidecarStatus, sleep, teardown, tempDir, viaSidecar, waitFor, writeConfig } from './harness.js';
+import { App, LocalMesh, SERVICE_PORT, configDir, id, logsOf, rawExchange, sidecarStatus, sleep, teardown, tempDir, viaSidecar, waitFor, writeConfig , workload } from './harness.js';
 import type { Reply, SidecarHandle } from './harness.js';
 
 const dir = tempDir('outage');
@@ -25,8 +25,8 @@ before(async () => {
   mesh = new LocalMesh(dir, [cfg]);
   await mesh.startControl();
   [order, payment] = await Promise.all([
-    mesh.startSidecar({ service: 'order-service', namespace: 'production', serviceAccount: 'order-service', labels: { app: 'order-service' }, appPort: apps.order.port, servicePort: SERVICE_PORT }),
-    mesh.startSidecar({ service: 'payment-service', namespace: 'production', serviceAccount: 'payment-service', labels: { app: 'payment-service' }, appPort: apps.payment.port, servicePort: SERVICE_PORT }),
+    mesh.startSidecar(workload('order-service', apps.order)),
+    mesh.startSidecar(workload('payment-service', apps.payment)),
   ]);
   await mesh.waitInSync();
 });

@@ -10,7 +10,7 @@ import http from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { App, LocalMesh, SERVICE_PORT, configDir, logsOf, teardown, tempDir, viaSidecar, writeConfig } from './harness.js';
+import { App, LocalMesh, SERVICE_PORT, configDir, logsOf, teardown, tempDir, viaSidecar, writeConfig , workload } from './harness.js';
 import type { SidecarHandle } from './harness.js';
 
 const dir = tempDir('custom');
@@ -89,8 +89,8 @@ spec:
   mesh = new LocalMesh(dir, [cfg]);
   await mesh.startControl();
   [order] = await Promise.all([
-    mesh.startSidecar({ service: 'order-service', namespace: 'production', serviceAccount: 'order-service', labels: { app: 'order-service' }, appPort: apps.order.port, servicePort: SERVICE_PORT }),
-    mesh.startSidecar({ service: 'payment-service', namespace: 'production', serviceAccount: 'payment-service', labels: { app: 'payment-service' }, appPort: apps.payment.port, servicePort: SERVICE_PORT }),
+    mesh.startSidecar(workload('order-service', apps.order)),
+    mesh.startSidecar(workload('payment-service', apps.payment)),
   ]);
   await mesh.waitInSync();
 });

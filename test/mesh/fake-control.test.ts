@@ -21,7 +21,7 @@ import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { XDS_ALPN, onMessages, send } from '../../src/control/protocol.js';
 import type { Registration, ToControl, ToSidecar, WorkloadSlice } from '../../src/control/protocol.js';
-import { App, LocalMesh, SERVICE_PORT, configDir, httpRequest, id, logsOf, meshSvid, metric, runCliAsync, sidecarStatus, sleep, teardown, tempDir, viaSidecar, waitFor } from './harness.js';
+import { App, LocalMesh, SERVICE_PORT, configDir, httpRequest, id, logsOf, meshSvid, metric, runCliAsync, sidecarStatus, sleep, teardown, tempDir, viaSidecar, waitFor , workload } from './harness.js';
 import type { SidecarHandle, TestSvid } from './harness.js';
 
 const dir = tempDir('fakecp');
@@ -119,8 +119,8 @@ before(async () => {
   mesh = new LocalMesh(dir, [cfg]);
   cpInfo = await mesh.startControl();
   [order, payment] = await Promise.all([
-    mesh.startSidecar({ service: 'order-service', namespace: 'production', serviceAccount: 'order-service', labels: { app: 'order-service' }, appPort: apps.order.port, servicePort: SERVICE_PORT }),
-    mesh.startSidecar({ service: 'payment-service', namespace: 'production', serviceAccount: 'payment-service', labels: { app: 'payment-service' }, appPort: apps.payment.port, servicePort: SERVICE_PORT }),
+    mesh.startSidecar(workload('order-service', apps.order)),
+    mesh.startSidecar(workload('payment-service', apps.payment)),
   ]);
   await mesh.waitInSync();
   assert.equal((await viaSidecar(order, 'POST', CHARGES, { body: '{}' })).status, 200);

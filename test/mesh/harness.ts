@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { LocalMesh, ZTMESH_BIN } from '../../src/control/launcher.js';
-import type { SidecarHandle } from '../../src/control/launcher.js';
+import type { SidecarHandle, SidecarSpec } from '../../src/control/launcher.js';
 import { CertificateAuthority, buildCsr, createIntermediateCa, createRootCa, loadCa, toPem } from '../../src/identity/index.js';
 import { repoRoot } from '../helpers.js';
 
@@ -318,6 +318,11 @@ export function logsOf(dir: string, tail = 3000): string {
     .filter((n) => n.endsWith('.log'))
     .map((f) => `--- ${f}\n${readFileSync(join(dir, f), 'utf8').slice(-tail)}`)
     .join('\n');
+}
+
+/** A production-namespace workload named like its service account and `app` label, on SERVICE_PORT. */
+export function workload(name: string, app: App, extra: Partial<SidecarSpec> = {}): SidecarSpec {
+  return { service: name, namespace: 'production', serviceAccount: name, labels: { app: name }, appPort: app.port, servicePort: SERVICE_PORT, ...extra };
 }
 
 export { LocalMesh };

@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { App, LocalMesh, SERVICE_PORT, configDir, foreignCa, httpRequest, id, logsOf, meshSvid, metric, mtlsRequest, rawExchange, sidecarStatus, teardown, tempDir, viaSidecar, waitFor, writeConfig } from './harness.js';
+import { App, LocalMesh, SERVICE_PORT, configDir, foreignCa, httpRequest, id, logsOf, meshSvid, metric, mtlsRequest, rawExchange, sidecarStatus, teardown, tempDir, viaSidecar, waitFor, writeConfig , workload } from './harness.js';
 import type { SidecarHandle, TestSvid } from './harness.js';
 
 const dir = tempDir('mtls');
@@ -32,8 +32,8 @@ before(async () => {
   mesh = new LocalMesh(dir, [cfg]);
   await mesh.startControl();
   [order, payment, legacy, client] = await Promise.all([
-    mesh.startSidecar({ service: 'order-service', namespace: 'production', serviceAccount: 'order-service', labels: { app: 'order-service' }, appPort: apps.order.port, servicePort: SERVICE_PORT }),
-    mesh.startSidecar({ service: 'payment-service', namespace: 'production', serviceAccount: 'payment-service', labels: { app: 'payment-service' }, appPort: apps.payment.port, servicePort: SERVICE_PORT }),
+    mesh.startSidecar(workload('order-service', apps.order)),
+    mesh.startSidecar(workload('payment-service', apps.payment)),
     mesh.startSidecar({ service: 'legacy', namespace: 'staging', serviceAccount: 'legacy', labels: { app: 'legacy' }, appPort: apps.legacy.port, servicePort: SERVICE_PORT }),
     mesh.startSidecar({ service: 'client', namespace: 'staging', serviceAccount: 'client', labels: { app: 'client' }, appPort: apps.client.port, servicePort: SERVICE_PORT }),
   ]);

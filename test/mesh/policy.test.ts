@@ -19,7 +19,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { App, LocalMesh, SERVICE_PORT, configDir, foreignCa, id, logsOf, meshSvid, metric, rawExchange, removeConfig, runCliAsync, sidecarStatus, sleep, teardown, tempDir, viaSidecar, waitFor, writeConfig } from './harness.js';
+import { App, LocalMesh, SERVICE_PORT, configDir, foreignCa, id, logsOf, meshSvid, metric, rawExchange, removeConfig, runCliAsync, sidecarStatus, sleep, teardown, tempDir, viaSidecar, waitFor, writeConfig , workload } from './harness.js';
 import type { Reply, SidecarHandle, TestSvid } from './harness.js';
 import { repoRoot } from '../helpers.js';
 import { buildCsr, toPem } from '../../src/identity/index.js';
@@ -45,9 +45,9 @@ before(async () => {
   mesh = new LocalMesh(dir, [cfg]);
   await mesh.startControl();
   [order, payment, catalog] = await Promise.all([
-    mesh.startSidecar({ service: 'order-service', namespace: 'production', serviceAccount: 'order-service', labels: { app: 'order-service' }, appPort: apps.order.port, servicePort: SERVICE_PORT }),
-    mesh.startSidecar({ service: 'payment-service', namespace: 'production', serviceAccount: 'payment-service', labels: { app: 'payment-service' }, appPort: apps.payment.port, servicePort: SERVICE_PORT }),
-    mesh.startSidecar({ service: 'product-catalog', namespace: 'production', serviceAccount: 'product-catalog', labels: { app: 'product-catalog' }, appPort: apps.catalog.port, servicePort: SERVICE_PORT }),
+    mesh.startSidecar(workload('order-service', apps.order)),
+    mesh.startSidecar(workload('payment-service', apps.payment)),
+    mesh.startSidecar(workload('product-catalog', apps.catalog)),
   ]);
   await mesh.waitInSync();
 });

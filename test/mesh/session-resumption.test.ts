@@ -6,7 +6,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { App, LocalMesh, SERVICE_PORT, configDir, metric, teardown, tempDir, viaSidecar } from './harness.js';
+import { App, LocalMesh, SERVICE_PORT, configDir, metric, teardown, tempDir, viaSidecar , workload } from './harness.js';
 import type { SidecarHandle } from './harness.js';
 import http from 'node:http';
 
@@ -21,8 +21,8 @@ before(async () => {
   mesh = new LocalMesh(dir, [cfg]);
   await mesh.startControl();
   [order, payment] = await Promise.all([
-    mesh.startSidecar({ service: 'order-service', namespace: 'production', serviceAccount: 'order-service', labels: { app: 'order-service' }, appPort: apps.order.port, servicePort: SERVICE_PORT }),
-    mesh.startSidecar({ service: 'payment-service', namespace: 'production', serviceAccount: 'payment-service', labels: { app: 'payment-service' }, appPort: apps.payment.port, servicePort: SERVICE_PORT }),
+    mesh.startSidecar(workload('order-service', apps.order)),
+    mesh.startSidecar(workload('payment-service', apps.payment)),
   ]);
   await mesh.waitInSync();
 });
