@@ -130,6 +130,7 @@ export class GatewayServer {
   private readonly accessLog: AccessLog;
   private readonly now: () => number;
   private ownId = '';
+  private readonly poisoned = new WeakSet<object>();
 
   constructor(private readonly o: GatewayOptions) {
     const service = o.service ?? 'ingress-gateway';
@@ -166,11 +167,14 @@ export class GatewayServer {
     const L = this.limits;
     const serverOpts = { maxHeaderSize: L.maxHeaderBytes, headersTimeout: L.headersTimeoutMs, requestTimeout: L.requestTimeoutMs, keepAliveTimeout: Math.min(L.idleTimeoutMs, 5000), connectionsCheckingInterval: 500 };
     const httpsServer = https.createServer({ ...serverOpts, cert: o.tls.certPem, key: o.tls.keyPem, ALPNProtocols: ['http/1.1'] }, (req, res) => this.onRequest(req, res, true));
+    // Expect: 100-continue is answered by the pipeline (417 over the size limit), not automatically.
+    httpsServer.on('checkContinue', (req, res) => this.onRequest(req, res, true));
     const bind = o.bindHost ?? '127.0.0.1';
     const httpsPort = await this.listen(httpsServer, o.httpsPort, bind);
     let httpPort: number | null = null;
     if (o.httpPort !== undefined && o.httpPort !== null) {
       const plain = http.createServer(serverOpts, (req, res) => this.onRequest(req, res, false));
+      plain.on('checkContinue', (req, res) => this.onRequest(req, res, false));
       httpPort = await this.listen(plain, o.httpPort, bind);
     }
 
@@ -419,6 +423,12 @@ export class GatewayServer {
       this.refused.inc({ reason: reason.split(':')[0] });
       this.finish(req, res, started, peer.remoteAddress, '', { status, body, decision: 'DENY', reason, headers: close ? { connection: 'close' } : undefined });
     };
+    // A connection whose earlier request was refused for its framing serves nothing more
+    // (a pipelined request behind it may be the smuggled one).
+    if (this.poisoned.has(req.socket)) {
+      req.socket.destroy();
+      return;
+    }
     const smuggle = smugglingProblem(req.rawHeaders);
     if (smuggle) return early(400, 'Bad Request', `ambiguous framing: ${smuggle}`, true);
     if (req.rawHeaders.length / 2 > this.limits.maxHeaders) return early(431, 'Request Header Fields Too Large', `more than ${this.limits.maxHeaders} header fields`, true);
@@ -459,6 +469,10 @@ export class GatewayServer {
         return (orig as (...a: unknown[]) => http.ServerResponse)(status, ...rest);
       };
     }
+    if (String(h.expect ?? '').toLowerCase() === '100-continue') {
+      res.writeContinue();
+      delete h.expect;
+    }
     const body = this.countingBody(x);
     this.outbound.route(body, res, { host: m.destination.host, port: m.destination.port ?? 80, path: m.path }, x.startedAt);
     res.on('finish', () => this.log(req, x.clientIp, x.path, res.statusCode, x.startedAt, 'ALLOW', x.decision?.policy ?? null, m.route.name));
@@ -481,9 +495,13 @@ export class GatewayServer {
         if (seen > max) {
           this.refused.inc({ reason: 'body_too_large' });
           if (!res.headersSent) {
+            this.poisoned.add(req.socket);
             res.writeHead(413, { 'content-type': 'text/plain', connection: 'close', 'content-length': 27 });
             res.end('Request size limit exceeded');
-            res.once('finish', () => upstream?.destroy(new Error('request body over the limit')));
+            res.once('finish', () => {
+              upstream?.destroy(new Error('request body over the limit'));
+              req.socket.destroySoon();
+            });
           } else upstream?.destroy(new Error('request body over the limit'));
           req.unpipe(t);
           req.resume();
@@ -507,7 +525,10 @@ export class GatewayServer {
       res.writeHead(r.status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(r.body), ...r.headers });
       res.end(r.body);
     } else res.destroy();
-    if (r.headers?.connection === 'close') req.socket.once('finish', () => req.socket.destroy());
+    if (r.headers?.connection === 'close') {
+      this.poisoned.add(req.socket);
+      res.once('finish', () => req.socket.destroySoon());
+    }
     else req.resume();
     this.log(req, clientIp, path, r.status, started, r.decision, r.policy ?? null, null, r.reason);
   }

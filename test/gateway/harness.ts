@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { signCompactJws } from '../../src/identity/jws.js';
 import { devServerCert } from '../../src/gateway/dev-cert.js';
 import type { GatewayHandle } from '../../src/control/launcher.js';
-import { App, LocalMesh, SERVICE_PORT, configDir, tempDir, waitFor, writeConfig, type Reply, type SidecarHandle } from '../mesh/harness.js';
+import { App, LocalMesh, SERVICE_PORT, configDir, tempDir, teardown, waitFor, writeConfig, type Reply, type SidecarHandle } from '../mesh/harness.js';
 
 export * from '../mesh/harness.js';
 export type { GatewayHandle };
@@ -207,4 +207,11 @@ export async function jwksServer(dir: string, doc: () => unknown): Promise<{ url
 
 export async function gatewayMetrics(g: GatewayHandle): Promise<string> {
   return (await fetch(`http://127.0.0.1:${g.ports.admin}/metrics`)).text();
+}
+
+/** Stop every process of the mesh and close the test's own servers. */
+export async function stopGatewayMesh(m: GatewayMesh | undefined): Promise<void> {
+  if (!m) return;
+  await m.app.close();
+  await teardown(m.mesh, m.dir, m.mesh.gateways);
 }

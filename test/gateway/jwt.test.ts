@@ -24,7 +24,7 @@ import {
   mtlsRequest,
   runCliAsync,
   startGatewayMesh,
-  teardown,
+  stopGatewayMesh,
   type GatewayMesh,
 } from './harness.js';
 
@@ -109,7 +109,7 @@ before(async () => {
 
 after(async () => {
   await jwks?.close();
-  if (m) await teardown(m.mesh, m.dir, m.mesh.gateways);
+  await stopGatewayMesh(m);
 });
 
 const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
