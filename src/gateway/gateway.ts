@@ -264,6 +264,7 @@ export class GatewayServer {
       tokenExchange: gp.flatMap((p) => p.spec.tokenExchange ?? []),
     };
     this.compiled.set(s, c);
+    for (const p of c.rateLimits) if (p.spec.policy === 'redis') this.limiterFor(p); // connect before the first request
     return c;
   }
 
@@ -339,7 +340,8 @@ export class GatewayServer {
         password: r.password,
         db: r.database ?? 0,
         lazyConnect: false,
-        enableOfflineQueue: false,
+        // Queued while (re)connecting, failed on the first failed attempt or the timeout.
+        enableOfflineQueue: true,
         maxRetriesPerRequest: 0,
         commandTimeout: timeout,
         connectTimeout: timeout,
