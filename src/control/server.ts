@@ -21,6 +21,7 @@ import type { Registration, ToControl, WorkloadSlice } from './protocol.js';
 import { Registry } from './registry.js';
 import type { WorkloadRecord } from './registry.js';
 import { servicesOf, sliceFor, sliceVersion } from './slice.js';
+import { TokenService } from './token-exchange.js';
 import { HttpError, handleJson, readJson, sendJson } from '../util/http.js';
 import type { Logger } from '../telemetry/log.js';
 import { silentLogger } from '../telemetry/log.js';
@@ -87,6 +88,19 @@ export class ControlPlane {
     this.log = o.log ?? silentLogger;
     this.spiffeId = '';
   }
+
+  /** RFC 8693 token exchange (POST /token) and the mesh's JWKS. */
+  private get exchange(): TokenService {
+    return (this.tokenService ??= new TokenService({
+      dataDir: this.o.dataDir,
+      passphrase: this.o.passphrase,
+      trustDomain: this.ca.trustDomain,
+      bundles: this.bundles,
+      snapshot: () => this.config.snapshot(),
+      services: () => [...new Set(this.registry.all().map((r) => `${r.service}.${r.namespace}`))],
+    }));
+  }
+  private tokenService?: TokenService;
 
   /** Start listening; resolves with the bound ports. */
   async start(): Promise<{ port: number; adminPort: number; spiffeId: string; trustDomain: string; bundlePath: string }> {
@@ -301,6 +315,8 @@ export class ControlPlane {
   // ---- CA and bundle over TLS ----
   private async onApi(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'https://control');
+    if (url.pathname === '/token') return this.exchange.handleToken(req, res).catch((e: Error) => sendJson(res, 500, { error: 'server_error', error_description: e.message }));
+    if (req.method === 'GET' && url.pathname === '/.well-known/jwks.json') return sendJson(res, 200, await this.exchange.jwks());
     await handleJson(res, async () => {
       if (req.method === 'GET' && url.pathname === '/v1/bundle') return { trustDomain: this.ca.trustDomain, rootsPem: this.bundles.rootsPem(this.ca.trustDomain) };
       if (req.method === 'POST' && url.pathname === '/v1/sign') {
@@ -455,6 +471,7 @@ export class ControlPlane {
 
   private async onAdmin(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://admin');
+    if (req.method === 'GET' && url.pathname === '/.well-known/jwks.json') return sendJson(res, 200, await this.exchange.jwks());
     await handleJson(res, async () => {
       const route = `${req.method} ${url.pathname}`;
       switch (route) {

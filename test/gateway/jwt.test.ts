@@ -329,3 +329,48 @@ describe('ztmesh jwt verify', () => {
     assert.equal(r.code, 3);
   });
 });
+
+describe('token exchange at the control plane (RFC 8693, POST /token over mTLS)', () => {
+  const post = async (body: string, cert?: { keyPem: string; chainPem: string }) => {
+    const https = await import('node:https');
+    return new Promise<{ status: number; json: any }>((resolve, reject) => {
+      const req = https.request(
+        { host: '127.0.0.1', port: m.mesh.control!.info.port, method: 'POST', path: '/token', headers: { 'content-type': 'application/x-www-form-urlencoded' }, key: cert?.keyPem, cert: cert?.chainPem, rejectUnauthorized: false, agent: false },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString() || '{}') }));
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+  };
+  const form = (o: Record<string, string>) => new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token_type: 'urn:ietf:params:oauth:token-type:jwt', ...o }).toString();
+
+  test('happy path: a token for exactly the audience, act = the caller, verifiable with the published JWKS', async () => {
+    const svid = await meshSvid(m.mesh, id('istio-system', 'ingress-gateway'));
+    const r = await post(form({ subject_token: idp.token(), audience: 'api.shop' }), svid);
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.ok(r.json.expires_in <= 300);
+    const jwksDoc = await (await fetch(m.mesh.adminUrl('/.well-known/jwks.json'))).json();
+    const file = join(side, 'mesh-jwks.json');
+    writeFileSync(file, JSON.stringify(jwksDoc));
+    const v = await runCliAsync(['jwt', 'verify', '--jwks', file, '--audience', 'api.shop', r.json.access_token]);
+    const out = JSON.parse(v.stdout);
+    assert.equal(out.valid, true, v.stdout);
+    assert.equal(out.claims.act.sub, id('istio-system', 'ingress-gateway'));
+    assert.equal(out.claims.sub, `${ISSUER}/alice`);
+  });
+
+  test('errors: no SVID 401 invalid_client; unknown audience invalid_target; bad subject invalid_request', async () => {
+    const svid = await meshSvid(m.mesh, id('istio-system', 'ingress-gateway'));
+    assert.equal((await post(form({ subject_token: idp.token(), audience: 'api.shop' }))).json.error, 'invalid_client');
+    let r = await post(form({ subject_token: idp.token(), audience: 'nowhere.shop' }), svid);
+    assert.deepEqual([r.status, r.json.error], [400, 'invalid_target']);
+    r = await post(form({ subject_token: idp.token({ aud: 'billing' }), audience: 'api.shop' }), svid);
+    assert.deepEqual([r.status, r.json.error], [400, 'invalid_request']);
+    r = await post(form({ audience: 'api.shop' }), svid);
+    assert.deepEqual([r.status, r.json.error], [400, 'invalid_request']);
+  });
+});
