@@ -41,6 +41,7 @@ import { compileRoutes, hostMatches, matchRoute, type RouteMatch, type RouteTabl
 import { clientAddress, compileIpAccess, ipAllowed, sizeCheck, smugglingProblem, type IpAccess, type SizeLimit } from './edge.js';
 import { identifierFor, LocalLimiter, policyLimits, rateLimitHeaders, RedisLimiter, type Limiter, type Verdict } from './rate-limit.js';
 import { splitHostPort } from '../proxy/outbound.js';
+import { spiffeServerCheck } from '../proxy/tls.js';
 import type { Resource } from '../config/types.js';
 
 export interface GatewayLimits {
@@ -148,7 +149,7 @@ export class GatewayServer {
     this.limits = { ...DEFAULT_GATEWAY_LIMITS, ...(o.limits ?? {}) };
     this.now = o.now ?? Date.now;
     this.accessLog = new AccessLog(o.accessLog === undefined ? process.stdout : o.accessLog);
-    this.filters = [pathFilter, this.ipFilter, this.sizeFilter, requestAuthnFilter(this.workload, { now: this.now }), this.routeFilter, this.authzFilter, this.rateLimitFilter];
+    this.filters = [pathFilter, this.ipFilter, this.sizeFilter, requestAuthnFilter(this.workload, { now: this.now }), this.routeFilter, this.authzFilter, this.rateLimitFilter, this.exchangeFilter];
   }
 
   current(): ProxyState | null {
@@ -413,6 +414,67 @@ export class GatewayServer {
     }
     this.rlDecisions.inc({ result: 'fail_closed' });
     return { status: 500, body: 'An unexpected error occurred', decision: 'ERROR', reason: `rate-limit store unavailable: ${e.message}`, policy: name };
+  }
+
+  /**
+   * Per-route token exchange (GatewayPolicy tokenExchange): the verified end-user token is
+   * exchanged at the control plane (RFC 8693, this gateway's SVID as the actor) for one
+   * minted for the route's audience, which replaces it on the forwarded request.
+   */
+  private readonly exchangeFilter: Filter = {
+    name: 'token-exchange',
+    onRequest: (x) => {
+      const gx = x as GatewayExchange;
+      if (!gx.token) return undefined;
+      const [host] = splitHostPort(String(x.req.headers.host ?? ''), 0);
+      const te = this.compile(x.state).tokenExchange.find((t) => requestMatches(t.match, host.toLowerCase(), x.path));
+      if (!te) return undefined;
+      return this.exchangeToken(gx.token, te.audience).then(
+        (tok): FilterResult => {
+          const h = (te.header ?? 'authorization').toLowerCase();
+          x.req.headers[h] = h === 'authorization' ? `Bearer ${tok}` : tok;
+          return undefined;
+        },
+        (e: Error): FilterResult => ({ status: 503, body: 'token exchange failed', decision: 'ERROR', reason: `token exchange for ${te.audience}: ${e.message}` }),
+      );
+    },
+  };
+
+  private exchangeToken(subject: string, audience: string): Promise<string> {
+    const body = new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: subject, subject_token_type: 'urn:ietf:params:oauth:token-type:jwt', audience }).toString();
+    return new Promise((resolve, reject) => {
+      const cpId = this.identity.controlPlaneId;
+      const req = https.request(
+        {
+          host: this.o.controlPlane.host,
+          port: this.o.controlPlane.port,
+          method: 'POST',
+          path: '/token',
+          agent: false,
+          secureContext: this.identity.rotator.secureContext(),
+          ALPNProtocols: ['http/1.1'],
+          checkServerIdentity: spiffeServerCheck(this.bundles, (id) => id === cpId, cpId),
+          headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) },
+          timeout: 5000,
+        } as https.RequestOptions,
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            try {
+              const j = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { access_token?: string; error?: string; error_description?: string };
+              if (res.statusCode === 200 && typeof j.access_token === 'string') resolve(j.access_token);
+              else reject(new Error(`${res.statusCode} ${j.error ?? ''}: ${j.error_description ?? ''}`));
+            } catch (e) {
+              reject(e as Error);
+            }
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('control plane did not answer')));
+      req.on('error', reject);
+      req.end(body);
+    });
   }
 
   // ------------------------------------------------------------------ request path

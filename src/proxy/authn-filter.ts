@@ -27,6 +27,7 @@ export function requestAuthnFilter(workload: { namespace: string; labels: Record
     if (r.kind === 'none') return undefined;
     if (r.kind === 'ok') {
       x.auth = r.auth;
+      (x as Exchange & { token?: string }).token = r.token; // for per-credential limits and token exchange at the gateway
       const e = authnHeaderEdits(r);
       for (const k of e.remove) delete x.req.headers[k];
       for (const [k, v] of Object.entries(e.set)) x.req.headers[k] = v;

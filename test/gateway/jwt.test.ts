@@ -25,6 +25,8 @@ import {
   runCliAsync,
   startGatewayMesh,
   stopGatewayMesh,
+  waitFor,
+  writeConfig,
   type GatewayMesh,
 } from './harness.js';
 
@@ -79,6 +81,15 @@ spec:
   rules:
   - from: [{source: {notRequestPrincipals: ["${ISSUER}/alice"]}}]
     to: [{operation: {paths: ["/api/admin/*"]}}]
+---
+apiVersion: ztmesh.io/v1alpha1
+kind: GatewayPolicy
+metadata: {name: exchange, namespace: istio-system}
+spec:
+  selector: {matchLabels: {istio: ingressgateway}}
+  tokenExchange:
+  - match: {paths: [/api/exchanged/]}
+    audience: api.shop
 ---
 apiVersion: security.istio.io/v1
 kind: RequestAuthentication
@@ -372,5 +383,47 @@ describe('token exchange at the control plane (RFC 8693, POST /token over mTLS)'
     assert.deepEqual([r.status, r.json.error], [400, 'invalid_request']);
     r = await post(form({ audience: 'api.shop' }), svid);
     assert.deepEqual([r.status, r.json.error], [400, 'invalid_request']);
+  });
+});
+
+describe('per-route token exchange at the gateway', () => {
+  test('the service receives a token minted for itself (act = the gateway); one minted for another audience is refused there', async () => {
+    const admin = m.mesh.control!.info.adminPort;
+    writeConfig(m.cfg, 'mesh-issuer.yaml', `apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: mesh-issuer, namespace: shop}
+spec:
+  selector: {matchLabels: {app: api}}
+  jwtRules:
+  - issuer: https://ztmesh.cluster.local
+    audiences: [api.shop]
+    jwksUri: http://127.0.0.1:${admin}/.well-known/jwks.json
+    outputClaimToHeaders: [{header: x-act, claim: act.sub}, {header: x-exchanged-sub, claim: sub}]
+`);
+    await waitFor('api applies the mesh-issuer rule', async () => {
+      const r = await gw(m.gateways[0], 'GET', '/api/exchanged/1', { headers: bearer(idp.token()) });
+      return r.status === 200 && m.app.last()?.headers['x-act'] ? r : null;
+    }, 15_000, 100);
+    const h = m.app.last()!.headers;
+    assert.equal(h['x-act'], id('istio-system', 'ingress-gateway'));
+    assert.equal(h['x-exchanged-sub'], `${ISSUER}/alice`);
+    // A token minted for another service is refused by api's sidecar.
+    const svid = await meshSvid(m.mesh, id('istio-system', 'ingress-gateway'));
+    const https = await import('node:https');
+    const other = await new Promise<any>((resolve, reject) => {
+      const body = new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token_type: 'urn:ietf:params:oauth:token-type:jwt', subject_token: idp.token(), audience: 'ingress-gateway.istio-system' }).toString();
+      const req = https.request({ host: '127.0.0.1', port: m.mesh.control!.info.port, method: 'POST', path: '/token', headers: { 'content-type': 'application/x-www-form-urlencoded' }, key: svid.keyPem, cert: svid.chainPem, rejectUnauthorized: false, agent: false }, (res) => {
+        const c: Buffer[] = [];
+        res.on('data', (d: Buffer) => c.push(d));
+        res.on('end', () => resolve(JSON.parse(Buffer.concat(c).toString())));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+    assert.ok(other.access_token, JSON.stringify(other));
+    const r = await mtlsRequest(m.api.ports.inbound, svid, 'GET', '/api/members/1', { authorization: `Bearer ${other.access_token}` });
+    assert.equal(r.status, 401);
+    // Without a token there is nothing to exchange: the request passes unauthenticated.
+    assert.equal((await gw(m.gateways[0], 'GET', '/api/exchanged/2')).status, 200);
   });
 });
