@@ -9,6 +9,7 @@ import { authorizeAsync, authorizeFor } from '../policy/engine.js';
 import type { Decision } from '../policy/engine.js';
 import type { ProxyState } from './state.js';
 import type { AuthzInput } from '../policy/request.js';
+import { clientAddress } from '../policy/client-address.js';
 import { requestAuthnFilter } from './authn-filter.js';
 
 export interface PeerInfo {
@@ -100,9 +101,18 @@ export function authzFilter(workload: { namespace: string; labels: Record<string
     name: 'authorization',
     onRequest(x) {
       const h = x.req.headers;
+      // remote.ip: behind MeshConfig numTrustedProxies proxies, the client named in X-Forwarded-For.
+      const trusted = x.state.snapshot.mesh.numTrustedProxies;
+      let remoteIp: string | undefined;
+      if (trusted > 0) {
+        const a = clientAddress(x.peer.remoteAddress, h['x-forwarded-for'], trusted);
+        if (!a.ok) return { status: 400, body: 'Bad Request', decision: 'DENY', reason: a.reason };
+        remoteIp = a.address;
+      }
       const input: AuthzInput = {
         workload,
         port: servicePort,
+        remoteIp,
         source: { principal: x.peer.spiffeId ?? undefined, ip: x.peer.remoteAddress, mtls: x.peer.mtls },
         request: { method: x.req.method ?? 'GET', path: x.path + x.query, host: h.host, headers: h as Record<string, string | string[]> },
         destination: { port: servicePort, principal: ownId() },
