@@ -10,6 +10,7 @@
  *   it streams.
  */
 import http from 'node:http';
+import { serveAdmin } from '../proxy/admin.js';
 import https from 'node:https';
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
@@ -24,7 +25,6 @@ import type { Registration, WorkloadSlice } from '../control/protocol.js';
 import { AccessLog } from '../telemetry/access-log.js';
 import { ProxyMetrics } from '../telemetry/metrics.js';
 import type { Logger } from '../telemetry/log.js';
-import { handleJson, HttpError, sendText } from '../util/http.js';
 import { IdentityClient } from '../proxy/identity-client.js';
 import { OutboundProxy } from '../proxy/outbound.js';
 import { pathFilter, runFilters, RBAC_DENIED } from '../proxy/filters.js';
@@ -636,23 +636,10 @@ export class GatewayServer {
     };
   }
 
-  private async onAdmin(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const path = new URL(req.url ?? '/', 'http://admin').pathname;
-    if (req.method === 'GET' && path === '/metrics') {
-      sendText(res, 200, await this.metrics.registry.metrics(), this.metrics.registry.contentType);
-      return;
-    }
-    await handleJson(res, () => {
-      if (req.method !== 'GET') throw new HttpError(405, 'GET only');
-      if (path === '/ready') {
-        if (!this.state || !this.identity.rotator.current()) throw new HttpError(503, 'not ready: waiting for configuration or certificate');
-        return { ready: true, version: this.state.version };
-      }
-      if (path === '/status' || path === '/') return this.status();
-      if (path === '/config_dump') return this.state?.slice ?? null;
-      throw new HttpError(404, `no route for ${path}`);
-    });
+  private onAdmin(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    return serveAdmin({ registry: this.metrics.registry, state: () => this.state, hasCertificate: () => !!this.identity?.rotator.current(), status: () => this.status() }, req, res);
   }
+
 }
 
 /** A match with hosts and path prefixes (empty lists match everything). */

@@ -4,6 +4,7 @@
  * and exposes /metrics and status on a loopback admin port.
  */
 import http from 'node:http';
+import { serveAdmin } from './admin.js';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -15,7 +16,6 @@ import type { Registration, WorkloadSlice } from '../control/protocol.js';
 import { AccessLog } from '../telemetry/access-log.js';
 import { ProxyMetrics } from '../telemetry/metrics.js';
 import type { Logger } from '../telemetry/log.js';
-import { handleJson, HttpError, sendText } from '../util/http.js';
 import { IdentityClient } from './identity-client.js';
 import { InboundListener } from './inbound.js';
 import { OutboundProxy } from './outbound.js';
@@ -242,21 +242,8 @@ export class Sidecar {
     };
   }
 
-  private async onAdmin(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const path = new URL(req.url ?? '/', 'http://admin').pathname;
-    if (req.method === 'GET' && path === '/metrics') {
-      sendText(res, 200, await this.metrics.registry.metrics(), this.metrics.registry.contentType);
-      return;
-    }
-    await handleJson(res, () => {
-      if (req.method !== 'GET') throw new HttpError(405, 'GET only');
-      if (path === '/ready') {
-        if (!this.state || !this.identity.rotator.current()) throw new HttpError(503, 'not ready: waiting for configuration or certificate');
-        return { ready: true, version: this.state.version };
-      }
-      if (path === '/status' || path === '/') return this.status();
-      if (path === '/config_dump') return this.state?.slice ?? null;
-      throw new HttpError(404, `no route for ${path}`);
-    });
+  private onAdmin(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    return serveAdmin({ registry: this.metrics.registry, state: () => this.state, hasCertificate: () => !!this.identity?.rotator.current(), status: () => this.status() }, req, res);
   }
+
 }
