@@ -6,6 +6,7 @@
 import ipaddr from 'ipaddr.js';
 
 import { parseAddress } from '../policy/client-address.js';
+import { cidrRange, inRanges } from '../policy/match.js';
 
 type Addr = ipaddr.IPv4 | ipaddr.IPv6;
 
@@ -18,23 +19,10 @@ export interface IpAccess {
 }
 
 export function compileIpAccess(spec: { allow?: string[]; deny?: string[] } | undefined): IpAccess {
-  const conv = (c: string): [Addr, number] => {
-    if (c.includes('/')) {
-      const [a, bits] = ipaddr.parseCIDR(c);
-      // An IPv4-mapped IPv6 range folds to IPv4 like the addresses it is compared with.
-      if (a.kind() === 'ipv6' && (a as ipaddr.IPv6).isIPv4MappedAddress() && bits >= 96) return [(a as ipaddr.IPv6).toIPv4Address(), bits - 96];
-      return [a, bits];
-    }
-    const a = ipaddr.process(c);
-    return [a, a.kind() === 'ipv4' ? 32 : 128];
-  };
-  return { allow: (spec?.allow ?? []).map(conv), deny: (spec?.deny ?? []).map(conv) };
+  return { allow: (spec?.allow ?? []).map(cidrRange), deny: (spec?.deny ?? []).map(cidrRange) };
 }
 
-function inList(a: Addr, list: [Addr, number][]): boolean {
-  for (const [net, bits] of list) if (a.kind() === net.kind() && a.match(net, bits)) return true;
-  return false;
-}
+const inList = inRanges;
 
 /** Deny wins; then a non-empty allow list refuses everything it does not hold. */
 export function ipAllowed(acl: IpAccess, address: string): { ok: true } | { ok: false; reason: string } {

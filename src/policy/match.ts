@@ -4,6 +4,7 @@
  * long principal list costs one lookup. Everything here is built once per snapshot.
  */
 import ipaddr from 'ipaddr.js';
+import { parseAddress } from './client-address.js';
 
 export type StringTest = (v: string) => boolean;
 
@@ -105,36 +106,30 @@ export type ParsedIp = ipaddr.IPv4 | ipaddr.IPv6;
 
 /** Parse an address as a socket reports it; IPv4-mapped IPv6 becomes IPv4. Undefined when not an IP. */
 export function parseIp(s: string | undefined): ParsedIp | undefined {
-  if (!s) return undefined;
-  const bare = s.startsWith('[') && s.endsWith(']') ? s.slice(1, -1) : s;
-  if (!ipaddr.isValid(bare)) return undefined;
-  try {
-    return ipaddr.process(bare);
-  } catch {
-    return undefined;
-  }
+  return s ? (parseAddress(s) ?? undefined) : undefined;
 }
 
 export type IpTest = (ip: ParsedIp | undefined) => boolean;
 
 /** A list of addresses and CIDR blocks, OR'd. An absent address matches nothing. */
+/** One address or CIDR block as [range, prefix bits]; an IPv4-mapped IPv6 block (≥ /96) folds to IPv4, as addresses do. */
+export function cidrRange(v: string): [ParsedIp, number] {
+  if (v.includes('/')) {
+    const [a, bits] = ipaddr.parseCIDR(v);
+    if (a.kind() === 'ipv6' && (a as ipaddr.IPv6).isIPv4MappedAddress() && bits >= 96) return [(a as ipaddr.IPv6).toIPv4Address(), bits - 96];
+    return [a, bits];
+  }
+  const a = ipaddr.process(v);
+  return [a, a.kind() === 'ipv4' ? 32 : 128];
+}
+
+export function inRanges(ip: ParsedIp, ranges: readonly [ParsedIp, number][]): boolean {
+  const kind = ip.kind();
+  for (const [range, bits] of ranges) if (range.kind() === kind && (ip as ipaddr.IPv4).match(range as ipaddr.IPv4, bits)) return true;
+  return false;
+}
+
 export function compileCidrList(values: readonly string[]): IpTest {
-  const ranges: [ParsedIp, number][] = values.map((v) => {
-    if (v.includes('/')) {
-      const [a, bits] = ipaddr.parseCIDR(v);
-      const addr = a.kind() === 'ipv6' && (a as ipaddr.IPv6).isIPv4MappedAddress() ? (a as ipaddr.IPv6).toIPv4Address() : a;
-      const b = addr.kind() === 'ipv4' && a.kind() === 'ipv6' ? Math.max(0, bits - 96) : bits;
-      return [addr, b];
-    }
-    const a = ipaddr.process(v);
-    return [a, a.kind() === 'ipv4' ? 32 : 128];
-  });
-  return (ip) => {
-    if (!ip) return false;
-    const kind = ip.kind();
-    for (const [range, bits] of ranges) {
-      if (range.kind() === kind && (ip as ipaddr.IPv4).match(range as ipaddr.IPv4, bits)) return true;
-    }
-    return false;
-  };
+  const ranges = values.map(cidrRange);
+  return (ip) => ip !== undefined && inRanges(ip, ranges);
 }

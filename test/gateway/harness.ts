@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { signCompactJws } from '../../src/identity/jws.js';
 import { devServerCert } from '../../src/gateway/dev-cert.js';
 import type { GatewayHandle } from '../../src/control/launcher.js';
-import { App, LocalMesh, SERVICE_PORT, configDir, tempDir, teardown, waitFor, writeConfig, type Reply, type SidecarHandle } from '../mesh/harness.js';
+import { App, LocalMesh, SERVICE_PORT, configDir, rawExchange, tempDir, teardown, waitFor, writeConfig, type Reply, type SidecarHandle } from '../mesh/harness.js';
 
 export * from '../mesh/harness.js';
 export type { GatewayHandle };
@@ -158,24 +158,7 @@ export function gw(g: GatewayHandle, method: string, path: string, o: GwOptions 
 
 /** Send raw bytes over TLS to the gateway and collect what comes back until it closes. */
 export function rawTls(g: GatewayHandle, data: string | Buffer, timeoutMs = 5000): Promise<{ data: string; error?: string }> {
-  return new Promise((resolve) => {
-    const s = tls.connect({ host: '127.0.0.1', port: g.ports.https, servername: 'localhost', rejectUnauthorized: false });
-    const chunks: Buffer[] = [];
-    const t = setTimeout(() => {
-      s.destroy();
-      resolve({ data: Buffer.concat(chunks).toString('latin1'), error: 'timeout' });
-    }, timeoutMs);
-    s.on('secureConnect', () => s.write(data));
-    s.on('data', (c) => chunks.push(c));
-    s.on('error', (e) => {
-      clearTimeout(t);
-      resolve({ data: Buffer.concat(chunks).toString('latin1'), error: (e as NodeJS.ErrnoException).code ?? e.message });
-    });
-    s.on('close', () => {
-      clearTimeout(t);
-      resolve({ data: Buffer.concat(chunks).toString('latin1') });
-    });
-  });
+  return rawExchange(g.ports.https, data, timeoutMs, { servername: 'localhost', rejectUnauthorized: false });
 }
 
 /** A JWKS over HTTPS (self-signed; the gateway trusts it through NODE_EXTRA_CA_CERTS). */

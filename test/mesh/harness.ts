@@ -148,15 +148,15 @@ export function mtlsRequest(port: number, cert: { keyPem: string; chainPem: stri
 }
 
 /** Send raw bytes and return whatever comes back before the peer closes (or an error). */
-export function rawExchange(port: number, data: string | Buffer, timeoutMs = 5000): Promise<{ data: string; error?: string }> {
+export function rawExchange(port: number, data: string | Buffer, timeoutMs = 5000, overTls?: tls.ConnectionOptions): Promise<{ data: string; error?: string }> {
   return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port });
+    const s: net.Socket = overTls ? tls.connect({ host: '127.0.0.1', port, ...overTls }) : net.connect({ host: '127.0.0.1', port });
     const chunks: Buffer[] = [];
     const t = setTimeout(() => {
       s.destroy();
       resolve({ data: Buffer.concat(chunks).toString('latin1'), error: 'timeout' });
     }, timeoutMs);
-    s.on('connect', () => s.write(data));
+    s.on(overTls ? 'secureConnect' : 'connect', () => s.write(data));
     s.on('data', (c) => chunks.push(c));
     s.on('error', (e) => {
       clearTimeout(t);
