@@ -47,6 +47,8 @@ export class InboundListener {
   private readonly intermediates = new IntermediateCache();
   private detach?: () => void;
   private ownId = '';
+  private modeState: ProxyState | null = null;
+  private modeCached: 'STRICT' | 'PERMISSIVE' | 'DISABLE' = 'STRICT';
 
   constructor(private readonly o: InboundOptions) {
     this.agent = new http.Agent({ keepAlive: true, maxSockets: 256, scheduling: 'lifo' });
@@ -88,7 +90,12 @@ export class InboundListener {
     const s = this.o.getState();
     // Before any configuration arrives, fail closed: mTLS only.
     if (!s) return 'STRICT';
-    return s.snapshot.peerAuthn.effective(this.o.workload, this.o.servicePort).mode;
+    // Once per applied configuration, not per connection.
+    if (s !== this.modeState) {
+      this.modeState = s;
+      this.modeCached = s.snapshot.peerAuthn.effective(this.o.workload, this.o.servicePort).mode;
+    }
+    return this.modeCached;
   }
 
   private onConnection(socket: net.Socket): void {
