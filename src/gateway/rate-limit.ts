@@ -2,7 +2,18 @@
  * Rate limiting with Kong's rate-limiting plugin as the reference (windows, limitBy, status,
  * headers, fault tolerance), counted with the sliding-window-counter estimate:
  *
- *   estimate = previous_window_count × (1 − elapsed_fraction_of_current_window) + current_window_count
+ *   estimate = previous_period_count × weight + current_period_count
+ *   weight   = clamp((end_of_current_period − now) / length_of_previous_period, 0, 1)
+ *
+ * Periods are aligned to calendar boundaries in UTC, as Kong's timestamp module aligns them
+ * (kong/tools/timestamp.lua): a second, minute, hour or day starts on its UTC boundary, a
+ * month on the 1st at 00:00 UTC, a year on January 1st at 00:00 UTC. The sliding window is
+ * as long as the current period (so a sliding month in February is 28 days and in March 31)
+ * and the previous period's count is taken as spread evenly over its own real length: the
+ * weight is the share of the previous period the sliding window still covers. For the
+ * fixed-length windows (second..day) this is the usual `1 − elapsed_fraction`. At the end of
+ * a period the estimate is exactly that period's count, so no calendar period ever admits
+ * more than its limit.
  *
  * A request is admitted when, for every configured window, estimate + 1 ≤ limit; only an
  * admitted request is counted (as Kong does). The `local` policy counts in process; the
@@ -30,34 +41,62 @@ export interface Verdict {
   usage: WindowUsage[];
 }
 
-/** Sliding-window estimate for one window at `nowMs`, from the previous and current fixed-window counts. */
-export function estimate(prev: number, curr: number, windowSeconds: number, nowMs: number): number {
-  const size = windowSeconds * 1000;
-  const elapsed = (nowMs % size) / size;
-  return prev * (1 - elapsed) + curr;
+/** The calendar period of a window that contains an instant (UTC). */
+export interface Period {
+  /** Counts periods since the epoch: consecutive periods have consecutive indexes. */
+  index: number;
+  /** Start (inclusive) and end (exclusive), ms since the epoch. */
+  start: number;
+  end: number;
+  /** Length of the period before this one, ms (differs from end − start for months and years). */
+  prevLength: number;
 }
 
-export function windowIndex(windowSeconds: number, nowMs: number): number {
-  return Math.floor(nowMs / (windowSeconds * 1000));
+/** The period of window `w` at `nowMs` (UTC calendar boundaries, as Kong's timestamp module). */
+export function periodAt(w: RateLimitWindow, nowMs: number): Period {
+  if (w === 'month' || w === 'year') {
+    const d = new Date(nowMs);
+    const y = d.getUTCFullYear();
+    if (w === 'year') {
+      const start = Date.UTC(y, 0, 1);
+      return { index: y - 1970, start, end: Date.UTC(y + 1, 0, 1), prevLength: start - Date.UTC(y - 1, 0, 1) };
+    }
+    const m = d.getUTCMonth();
+    const start = Date.UTC(y, m, 1);
+    return { index: (y - 1970) * 12 + m, start, end: Date.UTC(y, m + 1, 1), prevLength: start - Date.UTC(y, m - 1, 1) };
+  }
+  const size = WINDOW_SECONDS[w] * 1000;
+  const index = Math.floor(nowMs / size);
+  return { index, start: index * size, end: (index + 1) * size, prevLength: size };
 }
 
-export function resetSeconds(windowSeconds: number, nowMs: number): number {
-  const size = windowSeconds * 1000;
-  return Math.max(1, Math.ceil((size - (nowMs % size)) / 1000));
+/** How much the previous period's count weighs at `nowMs`: the share of it the sliding window (as long as the current period) still covers. */
+export function previousWeight(p: Period, nowMs: number): number {
+  return Math.min(1, Math.max(0, (p.end - nowMs) / p.prevLength));
+}
+
+/** Sliding-window estimate for one window at `nowMs`, from the previous and current period counts. */
+export function estimate(prev: number, curr: number, p: Period, nowMs: number): number {
+  return prev * previousWeight(p, nowMs) + curr;
+}
+
+/** Seconds until the current period ends (≥ 1). */
+export function resetSeconds(p: Period, nowMs: number): number {
+  return Math.max(1, Math.ceil((p.end - nowMs) / 1000));
 }
 
 /** Kong's response headers for a verdict. */
 export function rateLimitHeaders(v: Verdict, hide: boolean): Record<string, string> {
   const h: Record<string, string> = {};
-  let best: { limit: number; remaining: number; reset: number; seconds: number } | null = null;
+  let best: { limit: number; remaining: number; reset: number; order: number } | null = null;
   for (const u of v.usage) {
     // The request being answered counts when it was admitted.
     const remaining = Math.max(0, Math.floor(u.limit - u.used - (v.allowed ? 1 : 0)));
     const name = u.window[0].toUpperCase() + u.window.slice(1);
     h[`X-RateLimit-Limit-${name}`] = String(u.limit);
     h[`X-RateLimit-Remaining-${name}`] = String(remaining);
-    const seconds = WINDOW_SECONDS[u.window];
-    if (!best || remaining < best.remaining || (remaining === best.remaining && seconds > best.seconds)) best = { limit: u.limit, remaining, reset: u.reset, seconds };
+    const order = RATE_LIMIT_WINDOWS.indexOf(u.window);
+    if (!best || remaining < best.remaining || (remaining === best.remaining && order > best.order)) best = { limit: u.limit, remaining, reset: u.reset, order };
   }
   if (best) {
     h['RateLimit-Limit'] = String(best.limit);
@@ -88,8 +127,8 @@ export class LocalLimiter implements Limiter {
     const cells: { idx: number; prev: number; curr: number }[] = [];
     let allowed = true;
     for (const [w, limit] of limits) {
-      const secs = WINDOW_SECONDS[w];
-      const idx = windowIndex(secs, nowMs);
+      const p = periodAt(w, nowMs);
+      const idx = p.index;
       const k = `${key}|${w}`;
       let c = this.counts.get(k);
       if (!c) {
@@ -101,9 +140,9 @@ export class LocalLimiter implements Limiter {
         c.idx = idx;
       }
       cells.push(c);
-      const used = estimate(c.prev, c.curr, secs, nowMs);
+      const used = estimate(c.prev, c.curr, p, nowMs);
       if (used + 1 > limit) allowed = false;
-      usage.push({ window: w, limit, used, reset: resetSeconds(secs, nowMs) });
+      usage.push({ window: w, limit, used, reset: resetSeconds(p, nowMs) });
     }
     if (allowed) for (const c of cells) c.curr++;
     if (++this.sweeps % 10_000 === 0) this.sweep(nowMs);
@@ -113,36 +152,40 @@ export class LocalLimiter implements Limiter {
   private sweep(nowMs: number): void {
     for (const [k, c] of this.counts) {
       const w = k.slice(k.lastIndexOf('|') + 1) as RateLimitWindow;
-      if (windowIndex(WINDOW_SECONDS[w], nowMs) - c.idx > 1) this.counts.delete(k);
+      if (periodAt(w, nowMs).index - c.idx > 1) this.counts.delete(k);
     }
   }
 }
 
 /**
- * KEYS: for each window, the previous and current counter keys. ARGV: now (ms), then per
- * window: seconds, limit. Returns per window the estimate (as a string), then 1/0 admitted.
+ * KEYS: for each window, the previous and current period's counter keys. ARGV: now (ms), then
+ * per window: the current period's end (ms), the previous period's length (ms), the limit,
+ * and the counter's time to live (ms). The weight is computed here, from the same clock value
+ * the keys were chosen with, as previousWeight() does. Returns per window the estimate (as a
+ * string), then 1/0 admitted.
  */
 const REDIS_SCRIPT = `
 local now = tonumber(ARGV[1])
-local n = (#ARGV - 1) / 2
+local n = (#ARGV - 1) / 4
 local used = {}
 local ok = 1
 for i = 1, n do
-  local secs = tonumber(ARGV[2 * i])
-  local limit = tonumber(ARGV[2 * i + 1])
-  local size = secs * 1000
+  local b = 4 * (i - 1) + 1
+  local periodEnd = tonumber(ARGV[b + 1])
+  local prevLength = tonumber(ARGV[b + 2])
+  local limit = tonumber(ARGV[b + 3])
   local prev = tonumber(redis.call('GET', KEYS[2 * i - 1]) or '0')
   local curr = tonumber(redis.call('GET', KEYS[2 * i]) or '0')
-  local elapsed = (now % size) / size
-  local est = prev * (1 - elapsed) + curr
+  local weight = (periodEnd - now) / prevLength
+  if weight > 1 then weight = 1 elseif weight < 0 then weight = 0 end
+  local est = prev * weight + curr
   used[i] = tostring(est)
   if est + 1 > limit then ok = 0 end
 end
 if ok == 1 then
   for i = 1, n do
-    local secs = tonumber(ARGV[2 * i])
     redis.call('INCR', KEYS[2 * i])
-    redis.call('PEXPIRE', KEYS[2 * i], secs * 2000 + 1000)
+    redis.call('PEXPIRE', KEYS[2 * i], tonumber(ARGV[4 * i + 1]))
   end
 end
 used[n + 1] = ok
@@ -160,11 +203,14 @@ export class RedisLimiter implements Limiter {
   async take(key: string, limits: [RateLimitWindow, number][], nowMs: number): Promise<Verdict> {
     const keys: string[] = [];
     const args: (string | number)[] = [nowMs];
+    const periods: Period[] = [];
     for (const [w, limit] of limits) {
-      const secs = WINDOW_SECONDS[w];
-      const idx = windowIndex(secs, nowMs);
-      keys.push(`${this.prefix}${key}|${w}|${idx - 1}`, `${this.prefix}${key}|${w}|${idx}`);
-      args.push(secs, limit);
+      const p = periodAt(w, nowMs);
+      periods.push(p);
+      keys.push(`${this.prefix}${key}|${w}|${p.index - 1}`, `${this.prefix}${key}|${w}|${p.index}`);
+      // The current count is read as "previous" until the next period ends.
+      const ttl = p.end - nowMs + (periodAt(w, p.end).end - p.end) + 1000;
+      args.push(p.end, p.prevLength, limit, ttl);
     }
     let res: (string | number)[];
     try {
@@ -176,7 +222,7 @@ export class RedisLimiter implements Limiter {
     const allowed = Number(res[limits.length]) === 1;
     return {
       allowed,
-      usage: limits.map(([w, limit], i) => ({ window: w, limit, used: Number(res[i]), reset: resetSeconds(WINDOW_SECONDS[w], nowMs) })),
+      usage: limits.map(([w, limit], i) => ({ window: w, limit, used: Number(res[i]), reset: resetSeconds(periods[i], nowMs) })),
     };
   }
 

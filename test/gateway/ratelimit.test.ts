@@ -33,6 +33,7 @@ spec:
 ${spec}`;
   return baseConfig(
     rl('local', '/api/local', `  limits: {minute: 3, hour: 100}\n  limitBy: header\n  headerName: x-api-key\n`) +
+      rl('calendar', '/api/calendar', `  limits: {month: 2, year: 3}\n  limitBy: header\n  headerName: x-api-key\n`) +
       rl('hidden', '/api/hidden', `  limits: {minute: 1}\n  limitBy: ip\n  hideClientHeaders: true\n  errorMessage: slow down\n`) +
       rl('shared', '/api/shared', `  limits: {minute: 5}\n  limitBy: header\n  headerName: x-api-key\n  policy: redis\n  redis: {host: 127.0.0.1, port: ${port}}\n`) +
       rl('open', '/api/open', `  limits: {minute: 1}\n  limitBy: ip\n  policy: redis\n  redis: {host: 127.0.0.1, port: ${deadPort}, timeout: 300ms}\n`) +
@@ -105,6 +106,30 @@ describe('local policy (Kong semantics)', () => {
     for (let i = 0; i < 3; i++) await gw(m.gateways[0], 'GET', '/api/local/z', { headers: { 'x-api-key': k } });
     assert.equal((await gw(m.gateways[0], 'GET', '/api/local/z', { headers: { 'x-api-key': k } })).status, 429);
     assert.equal((await gw(m.gateways[1], 'GET', '/api/local/z', { headers: { 'x-api-key': k } })).status, 200);
+  });
+
+  test('month and year windows: Kong header names, reset at the end of the UTC calendar month', async () => {
+    const k = key();
+    const g = m.gateways[0];
+    const secondsToMonthEnd = () => {
+      const d = new Date();
+      return (Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1) - d.getTime()) / 1000;
+    };
+    let r = await gw(g, 'GET', '/api/calendar/a', { headers: { 'x-api-key': k } });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['x-ratelimit-limit-month'], '2');
+    assert.equal(r.headers['x-ratelimit-remaining-month'], '1');
+    assert.equal(r.headers['x-ratelimit-limit-year'], '3');
+    assert.equal(r.headers['x-ratelimit-remaining-year'], '2');
+    assert.equal(r.headers['ratelimit-limit'], '2');
+    const reset = Number(r.headers['ratelimit-reset']);
+    assert.ok(Math.abs(reset - secondsToMonthEnd()) <= 5, `${reset} vs ${secondsToMonthEnd()}`);
+    assert.equal((await gw(g, 'GET', '/api/calendar/a', { headers: { 'x-api-key': k } })).status, 200);
+    r = await gw(g, 'GET', '/api/calendar/a', { headers: { 'x-api-key': k } });
+    assert.equal(r.status, 429);
+    assert.equal(r.headers['x-ratelimit-remaining-month'], '0');
+    assert.equal(r.headers['x-ratelimit-remaining-year'], '1');
+    assert.ok(Math.abs(Number(r.headers['retry-after']) - secondsToMonthEnd()) <= 5, String(r.headers['retry-after']));
   });
 
   test('hideClientHeaders: only Retry-After on the 429; custom error message', async () => {

@@ -13,9 +13,11 @@ import type { Resource, WorkloadSelector } from '../types.js';
 
 const ZTMESH_VERSIONS = ['ztmesh.io/v1alpha1'] as const;
 
-export const RATE_LIMIT_WINDOWS = ['second', 'minute', 'hour', 'day'] as const;
+/** Kong's windows, shortest first. `month` and `year` are calendar periods in UTC (their length varies). */
+export const RATE_LIMIT_WINDOWS = ['second', 'minute', 'hour', 'day', 'month', 'year'] as const;
 export type RateLimitWindow = (typeof RATE_LIMIT_WINDOWS)[number];
-export const WINDOW_SECONDS: Record<RateLimitWindow, number> = { second: 1, minute: 60, hour: 3600, day: 86400 };
+/** The windows of fixed length, in seconds (month and year are calendar periods: see gateway/rate-limit.ts). */
+export const WINDOW_SECONDS: Record<'second' | 'minute' | 'hour' | 'day', number> = { second: 1, minute: 60, hour: 3600, day: 86400 };
 export const LIMIT_BY = ['consumer', 'credential', 'ip', 'header', 'path', 'service'] as const;
 export type LimitBy = (typeof LIMIT_BY)[number];
 
@@ -85,7 +87,7 @@ export const rateLimitPolicyKind: KindDef = {
     const S: PathSeg[] = ['spec'];
     validateSelector(spec.selector, [...S, 'selector'], report);
     const set = RATE_LIMIT_WINDOWS.filter((w) => spec.limits?.[w] !== undefined);
-    if (set.length === 0) report([...S, 'limits'], 'at least one of second, minute, hour, day must be set');
+    if (set.length === 0) report([...S, 'limits'], `at least one of ${RATE_LIMIT_WINDOWS.join(', ')} must be set`);
     // Kong: a longer window may not allow fewer requests than a shorter one.
     for (let i = 1; i < set.length; i++) {
       const a = set[i - 1];

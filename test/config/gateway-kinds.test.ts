@@ -1,0 +1,27 @@
+/**
+ * Validation of the gateway's kinds (file:line field path on every error): RateLimitPolicy
+ * windows up to month and year (Kong's ordering rule), and `path` for limitBy: path.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { errorsOf, snapshotOf } from '../helpers.js';
+
+const rl = (spec: string) => `apiVersion: ztmesh.io/v1alpha1
+kind: RateLimitPolicy
+metadata: {name: r, namespace: istio-system}
+spec:
+${spec}`;
+
+test('RateLimitPolicy: month and year windows are accepted', () => {
+  const s = snapshotOf(rl('  limits: {second: 1, minute: 10, hour: 100, day: 1000, month: 10000, year: 100000}'));
+  assert.ok(s);
+  assert.deepEqual(errorsOf(rl('  limits: {year: 5}')), []);
+});
+
+test('RateLimitPolicy: a longer window may not allow fewer requests (Kong), month and year included', () => {
+  assert.match(errorsOf(rl('  limits: {day: 100, month: 50}')).join('\n'), /bad\.yaml:5:\d+ spec\.limits\.month: .*limit for month \(50\) must not be smaller than the limit for day \(100\)/);
+  assert.match(errorsOf(rl('  limits: {minute: 100, year: 50}')).join('\n'), /spec\.limits\.year: .*limit for year \(50\) must not be smaller than the limit for minute \(100\)/);
+  assert.match(errorsOf(rl('  limits: {month: 0}')).join('\n'), /spec\.limits\.month/);
+  assert.match(errorsOf(rl('  limits: {week: 1}')).join('\n'), /spec\.limits\.week/);
+  assert.match(errorsOf(rl('  limits: {}')).join('\n'), /at least one of second, minute, hour, day, month, year must be set/);
+});
