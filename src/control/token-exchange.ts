@@ -104,15 +104,18 @@ export interface TokenServiceOptions {
 
 /** `POST /token` (RFC 8693, caller authenticated by its SVID) and `GET /.well-known/jwks.json`. */
 export class TokenService {
-  private signer: JwtSigner | null = null;
+  private signer: Promise<JwtSigner> | null = null;
   readonly issuer: string;
 
   constructor(private readonly o: TokenServiceOptions) {
     this.issuer = `https://ztmesh.${o.trustDomain}`;
   }
 
-  private async getSigner(): Promise<JwtSigner> {
-    return (this.signer ??= await loadOrCreateJwtSigner(this.o.dataDir, this.o.passphrase));
+  /** One signer per process: concurrent first calls share one load (or creation) of the key. */
+  private getSigner(): Promise<JwtSigner> {
+    this.signer ??= loadOrCreateJwtSigner(this.o.dataDir, this.o.passphrase);
+    this.signer.catch(() => (this.signer = null)); // a failed load is retried by the next call
+    return this.signer;
   }
 
   async jwks(): Promise<unknown> {

@@ -84,3 +84,23 @@ test('every error: invalid_request, invalid_target, unsupported_grant_type, stat
   assert.equal((exchangeToken(form(), deps({ sub: '' })).body as any).error, 'invalid_request');
   assert.equal((exchangeToken(form(), deps({ exp: NOW - 1 })).body as any).error, 'invalid_request');
 });
+
+test('the control plane creates one token-signing key even when its first JWKS requests arrive together', async () => {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { TokenService } = await import('../../src/control/token-exchange.js');
+  const { BundleSet } = await import('../../src/identity/index.js');
+  const dir = mkdtempSync(join(tmpdir(), 'ztmesh-sts-'));
+  try {
+    const mk = () => new TokenService({ dataDir: dir, passphrase: 'p'.repeat(16), trustDomain: 'cluster.local', bundles: BundleSet.of('cluster.local', []), snapshot: () => null, services: () => [] });
+    const svc = mk();
+    const docs = (await Promise.all(Array.from({ length: 8 }, () => svc.jwks()))) as { keys: { kid: string }[] }[];
+    const kids = new Set(docs.map((d) => d.keys[0].kid));
+    assert.equal(kids.size, 1, `concurrent first calls published ${kids.size} different keys`);
+    // The key on disk is the one published: a restarted control plane serves the same kid.
+    assert.equal(((await mk().jwks()) as { keys: { kid: string }[] }).keys[0].kid, [...kids][0]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
