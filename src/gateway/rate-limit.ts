@@ -238,7 +238,8 @@ export function policyLimits(spec: RateLimitPolicySpec): [RateLimitWindow, numbe
 
 /**
  * The identifier requests are counted by (Kong's limit_by, falling back to the client IP when
- * the consumer, credential or header is missing).
+ * the consumer, credential or header is missing, or, for limitBy: path, when the request path
+ * is not the configured `path`).
  */
 export function identifierFor(
   spec: RateLimitPolicySpec,
@@ -258,7 +259,8 @@ export function identifierFor(
       break;
     }
     case 'path':
-      return `path:${r.path}`;
+      if (spec.path !== undefined && r.path === spec.path) return `path:${spec.path}`;
+      break;
     case 'service':
       return `service:${r.service ?? ''}`;
     case 'ip':

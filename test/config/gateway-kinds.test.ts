@@ -25,3 +25,10 @@ test('RateLimitPolicy: a longer window may not allow fewer requests (Kong), mont
   assert.match(errorsOf(rl('  limits: {week: 1}')).join('\n'), /spec\.limits\.week/);
   assert.match(errorsOf(rl('  limits: {}')).join('\n'), /at least one of second, minute, hour, day, month, year must be set/);
 });
+
+test('RateLimitPolicy limitBy: path needs `path`, which must start with "/" (Kong)', () => {
+  assert.deepEqual(errorsOf(rl('  limits: {minute: 5}\n  limitBy: path\n  path: /api/login')), []);
+  assert.match(errorsOf(rl('  limits: {minute: 5}\n  limitBy: path')).join('\n'), /^bad\.yaml:5:3 spec\.path: .*path is required when limitBy is path/m);
+  assert.match(errorsOf(rl('  limits: {minute: 5}\n  limitBy: path\n  path: api/login')).join('\n'), /^bad\.yaml:7:9 spec\.path: .*path "api\/login" must start with "\/"/m);
+  assert.match(errorsOf(rl('  limits: {minute: 5}\n  limitBy: path\n  path: [/a]')).join('\n'), /bad\.yaml:7:\d+ spec\.path/);
+});

@@ -33,6 +33,15 @@ spec:
 ${spec}`;
   return baseConfig(
     rl('local', '/api/local', `  limits: {minute: 3, hour: 100}\n  limitBy: header\n  headerName: x-api-key\n`) +
+      rl('bypath', '/api/bypath', `  limits: {minute: 2}\n  limitBy: path\n  path: /api/bypath/exact\n`) +
+      `---
+apiVersion: ztmesh.io/v1alpha1
+kind: GatewayPolicy
+metadata: {name: trust-one-proxy, namespace: istio-system}
+spec:
+  selector: {matchLabels: {istio: ingressgateway}}
+  numTrustedProxies: 1
+` +
       rl('calendar', '/api/calendar', `  limits: {month: 2, year: 3}\n  limitBy: header\n  headerName: x-api-key\n`) +
       rl('hidden', '/api/hidden', `  limits: {minute: 1}\n  limitBy: ip\n  hideClientHeaders: true\n  errorMessage: slow down\n`) +
       rl('shared', '/api/shared', `  limits: {minute: 5}\n  limitBy: header\n  headerName: x-api-key\n  policy: redis\n  redis: {host: 127.0.0.1, port: ${port}}\n`) +
@@ -130,6 +139,28 @@ describe('local policy (Kong semantics)', () => {
     assert.equal(r.headers['x-ratelimit-remaining-month'], '0');
     assert.equal(r.headers['x-ratelimit-remaining-year'], '1');
     assert.ok(Math.abs(Number(r.headers['retry-after']) - secondsToMonthEnd()) <= 5, String(r.headers['retry-after']));
+  });
+
+  test('limitBy path (Kong): the configured path is one counter for every client; other paths fall back to the client IP', async () => {
+    const g = m.gateways[0];
+    const from = (ip: string) => ({ headers: { 'x-forwarded-for': ip } });
+    let r = await gw(g, 'GET', '/api/bypath/exact', from('203.0.113.1'));
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['x-ratelimit-remaining-minute'], '1');
+    r = await gw(g, 'GET', '/api/bypath/exact?q=1', from('203.0.113.2'));
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['x-ratelimit-remaining-minute'], '0');
+    assert.equal((await gw(g, 'GET', '/api/bypath/exact', from('203.0.113.3'))).status, 429);
+    // Other paths: counted by client IP (not per path, and not under the configured path's counter).
+    r = await gw(g, 'GET', '/api/bypath/other', from('203.0.113.1'));
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['x-ratelimit-remaining-minute'], '1');
+    assert.equal((await gw(g, 'GET', '/api/bypath/another', from('203.0.113.1'))).status, 200);
+    r = await gw(g, 'GET', '/api/bypath/third', from('203.0.113.1'));
+    assert.equal(r.status, 429);
+    r = await gw(g, 'GET', '/api/bypath/third', from('203.0.113.2'));
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['x-ratelimit-remaining-minute'], '1');
   });
 
   test('hideClientHeaders: only Retry-After on the 429; custom error message', async () => {

@@ -34,6 +34,8 @@ export interface RateLimitPolicySpec {
   limits: Partial<Record<RateLimitWindow, number>>;
   limitBy?: LimitBy;
   headerName?: string;
+  /** For limitBy: path (Kong's `path`): requests to exactly this path are counted together; others by client IP. */
+  path?: string;
   policy?: 'local' | 'redis';
   redis?: { host?: string; port?: number; password?: string; database?: number; timeout?: string; keyPrefix?: string };
   faultTolerant?: boolean;
@@ -74,6 +76,7 @@ export const rateLimitPolicyKind: KindDef = {
       limits: obj(Object.fromEntries(RATE_LIMIT_WINDOWS.map((w) => [w, int(1)]))),
       limitBy: str({ enum: LIMIT_BY }),
       headerName: str(),
+      path: str(),
       policy: str({ enum: ['local', 'redis'] }),
       redis: obj({ host: str(), port: int(1, 65535), password: str(), database: int(0, 15), timeout: str(), keyPrefix: str() }),
       faultTolerant: bool,
@@ -96,6 +99,9 @@ export const rateLimitPolicyKind: KindDef = {
     }
     if (spec.limitBy === 'header' && !spec.headerName) report([...S, 'headerName'], 'headerName is required when limitBy is header');
     if (spec.headerName !== undefined && !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(spec.headerName)) report([...S, 'headerName'], `"${spec.headerName}" is not a valid HTTP header name`);
+    // Kong: `path` is required when limit_by is path, and is a path (starts with "/").
+    if (spec.limitBy === 'path' && spec.path === undefined) report([...S, 'path'], 'path is required when limitBy is path');
+    if (spec.path !== undefined && !spec.path.startsWith('/')) report([...S, 'path'], `path "${spec.path}" must start with "/"`);
     if (spec.policy === 'redis' && !spec.redis?.host) report([...S, 'redis', 'host'], 'redis.host is required when policy is redis');
     if (spec.redis?.timeout !== undefined && !DURATION.test(spec.redis.timeout)) report([...S, 'redis', 'timeout'], `"${spec.redis.timeout}" is not a duration (e.g. 200ms)`);
     validateMatch(spec.match, [...S, 'match'], report);
