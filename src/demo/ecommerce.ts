@@ -1,16 +1,20 @@
 /**
  * `ztmesh demo`: a zero-trust e-commerce platform on loopback. Starts the control plane,
- * five services (each a tiny app behind its own sidecar) plus the storefront's sidecar,
- * drives traffic, and prints which calls the mesh allowed and which it refused.
+ * five services (each a tiny app behind its own sidecar) plus the storefront's sidecar, the
+ * edge gateway with a local identity provider in front of them, drives traffic, and prints
+ * which calls the mesh allowed and which it refused.
  */
 import http from 'node:http';
+import https from 'node:https';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LocalMesh } from '../control/launcher.js';
-import type { SidecarHandle } from '../control/launcher.js';
+import type { GatewayHandle, SidecarHandle } from '../control/launcher.js';
+import { devServerCert } from '../gateway/dev-cert.js';
+import { DemoIdp } from './idp.js';
 import { paint, renderTable, terminalWidth } from '../cli/output.js';
 import { freePort } from '../util/net.js';
 export { freePort };
@@ -18,6 +22,9 @@ import type { Writer } from '../cli/output.js';
 
 const EXAMPLES = resolve(fileURLToPath(new URL('../../../examples/ecommerce', import.meta.url)));
 const NS = 'production';
+const SHOP = 'shop.demo.test';
+const IDP_ISSUER = 'https://idp.demo.test';
+const GATEWAY_ID = 'spiffe://cluster.local/ns/istio-system/sa/ingress-gateway';
 const SERVICES = ['user-service', 'product-catalog', 'order-service', 'payment-service', 'shipping-service'] as const;
 type Svc = (typeof SERVICES)[number] | 'web-frontend';
 
@@ -33,6 +40,7 @@ interface CallResult {
   status: number | 'refused';
   body: string;
   ms: number;
+  headers?: http.IncomingHttpHeaders;
 }
 
 interface Step {
@@ -40,6 +48,8 @@ interface Step {
   target: string;
   request: string;
   expect: 'allowed' | 'denied' | 'refused';
+  /** The exact status expected (default: judged by `expect`). */
+  status?: number;
   why: string;
   run: () => Promise<CallResult>;
   /** Custom verdict (default: by status). */
@@ -48,11 +58,11 @@ interface Step {
 }
 
 /** Send a request the way an app does: to its own sidecar's outbound proxy, absolute-form. */
-export function viaProxy(proxyPort: number, method: string, url: string, body?: string): Promise<CallResult> {
+export function viaProxy(proxyPort: number, method: string, url: string, body?: string, headers: http.OutgoingHttpHeaders = {}): Promise<CallResult> {
   const started = performance.now();
   return new Promise((resolve) => {
     const u = new URL(url);
-    const req = http.request({ host: '127.0.0.1', port: proxyPort, method, path: url, headers: { host: u.host, ...(body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {}) }, agent: false }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port: proxyPort, method, path: url, headers: { host: u.host, ...headers, ...(body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {}) }, agent: false }, (res) => {
       let text = '';
       res.on('data', (c) => (text += c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, ms: performance.now() - started }));
@@ -60,6 +70,33 @@ export function viaProxy(proxyPort: number, method: string, url: string, body?: 
     req.on('error', (e) => resolve({ status: 'refused', body: e.message, ms: performance.now() - started }));
     req.end(body);
   });
+}
+
+/** A client on the internet: HTTPS to the edge gateway for https://shop.demo.test, verifying its certificate. */
+function viaGateway(g: GatewayHandle, caPem: string, method: string, path: string, o: { token?: string; body?: string } = {}): Promise<CallResult> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const headers: http.OutgoingHttpHeaders = { host: SHOP };
+    if (o.token) headers.authorization = `Bearer ${o.token}`;
+    if (o.body !== undefined) Object.assign(headers, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(o.body) });
+    const req = https.request({ host: '127.0.0.1', port: g.ports.https, servername: SHOP, ca: caPem, method, path, headers, agent: false, timeout: 5000 }, (res) => {
+      let text = '';
+      res.on('data', (c) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, ms: performance.now() - started, headers: res.headers }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (e) => resolve({ status: 'refused', body: (e as NodeJS.ErrnoException).code ?? e.message, ms: performance.now() - started }));
+    req.end(o.body);
+  });
+}
+
+/** The claims of a compact JWT, for display (the mesh verified it; the demo only reads it). */
+function claimsOf(token: string): Record<string, unknown> {
+  try {
+    return JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>;
+  } catch {
+    return {};
+  }
 }
 
 /** A plaintext client that bypasses the mesh and connects straight to a sidecar's port. */
@@ -77,6 +114,18 @@ function plaintext(port: number, method: string, path: string): Promise<CallResu
   });
 }
 
+/** Wait until the control plane serves a configuration newer than `before` (an error if it refused it). */
+async function waitForConfig(mesh: LocalMesh, before: string | null, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const st = await mesh.admin<{ version: string | null; errors: { message: string; file?: string; line?: number }[] }>('GET', '/v1/config');
+    if (st.version !== before) return;
+    if (st.errors.length) throw new Error(`the control plane refused the demo's configuration: ${st.errors.map((e) => `${e.file ?? ''}:${e.line ?? ''} ${e.message}`).join('; ')}`);
+    if (Date.now() > until) throw new Error(`the control plane did not load the edge configuration within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 function outcome(r: CallResult): 'allowed' | 'denied' | 'refused' {
   if (r.status === 'refused') return 'refused';
   return r.status === 403 || r.status === 502 ? 'denied' : r.status >= 200 && r.status < 300 ? 'allowed' : 'denied';
@@ -89,9 +138,13 @@ export async function runDemo(o: DemoOptions): Promise<number> {
   const cfg = join(dir, 'config');
   cpSync(join(EXAMPLES, 'policies'), cfg, { recursive: true });
   let apps: ChildProcess | undefined;
-  const mesh = new LocalMesh(join(dir, 'run'), [cfg]);
+  const idp = new DemoIdp({ issuer: IDP_ISSUER, audience: 'shop', dir: join(dir, 'idp') });
+  // The gateway and the control plane (which verifies subject tokens for token exchange)
+  // fetch the identity provider's JWKS over HTTPS: they trust its certificate.
+  const mesh = new LocalMesh(join(dir, 'run'), [cfg], { env: { NODE_EXTRA_CA_CERTS: idp.caFile } });
   const cleanup = async () => {
     await mesh.stopAll().catch(() => undefined);
+    await idp.close();
     apps?.kill('SIGTERM');
     if (!o.keep) rmSync(dir, { recursive: true, force: true });
   };
@@ -125,11 +178,24 @@ spec:
       apps!.once('exit', (c) => rej(new Error(`the demo apps exited (${c})`)));
     });
     say('  ✓ apps started: ' + SERVICES.join(', '));
+    await idp.start();
+    say(`  ✓ identity provider ${IDP_ISSUER}: ${idp.tokenUrl} (users alice, bob)`);
     const cp = await mesh.startControl();
     say(`  ✓ control plane: mTLS 127.0.0.1:${cp.port}, admin http://127.0.0.1:${cp.adminPort}, CA for ${cp.trustDomain}`);
+    // The edge's configuration names the identity provider's JWKS and the control plane's
+    // token-exchange JWKS, whose addresses are known only now.
+    const before = (await mesh.admin<{ version: string | null }>('GET', '/v1/config')).version;
+    const edge = readFileSync(join(EXAMPLES, 'edge', 'edge.yaml'), 'utf8').replaceAll('__IDP_JWKS_URI__', idp.jwksUri).replaceAll('__MESH_JWKS_URI__', `http://127.0.0.1:${cp.adminPort}/.well-known/jwks.json`);
+    writeFileSync(join(cfg, '70-edge.yaml'), edge);
+    await waitForConfig(mesh, before);
     const sc: Partial<Record<Svc, SidecarHandle>> = {};
-    await Promise.all(
-      [...SERVICES, 'web-frontend' as const].map(async (name) => {
+    mkdirSync(join(dir, 'gateway'), { recursive: true });
+    const gwCert = devServerCert(join(dir, 'gateway'), [SHOP]);
+    const gwCa = readFileSync(gwCert.certFile, 'utf8');
+    let gateway!: GatewayHandle;
+    await Promise.all([
+      mesh.startGateway(gwCert).then((g) => (gateway = g)),
+      ...[...SERVICES, 'web-frontend' as const].map(async (name) => {
         sc[name] = await mesh.startSidecar({
           service: name,
           namespace: NS,
@@ -140,9 +206,10 @@ spec:
           extraArgs: name === 'order-service' ? ['--outbound-port', String(orderProxy)] : [],
         });
       }),
-    );
+    ]);
     await mesh.waitInSync();
     say(`  ✓ 6 sidecars with SPIFFE identities, configuration in sync`);
+    say(`  ✓ edge gateway https://${SHOP} on 127.0.0.1:${gateway.ports.https} (identity ${gateway.ports.spiffeId})`);
     say('');
 
     const as = (svc: Svc, method: string, url: string, body?: string) => () => viaProxy(sc[svc]!.ports.outbound, method, url, body);
@@ -168,7 +235,7 @@ spec:
     let failures = 0;
     const record = (s: Step, r: CallResult) => {
       const got = outcome(r);
-      const ok = s.judge ? s.judge(r) : got === s.expect;
+      const ok = s.judge ? s.judge(r) : got === s.expect && (s.status === undefined || r.status === s.status);
       if (!ok) failures++;
       const status = r.status === 'refused' ? r.body : String(r.status);
       const col = got === 'allowed' ? 'green' : 'red';
@@ -197,7 +264,48 @@ spec:
     }
     record({ caller: 'order-service', target: 'payment-service', request: 'POST /api/v1/charges', expect: 'allowed', why: 'quarantine lifted', run: async () => lifted }, lifted);
 
-    w.write(renderTable(['#', 'call', 'request', 'result', '', 'why'], rows, Math.max(terminalWidth(w), 132)));
+    // The edge: clients on the internet, end-user tokens from the identity provider.
+    const viaEdge = (method: string, path: string, o: { token?: string; body?: string } = {}) => () => viaGateway(gateway, gwCa, method, path, o);
+    const alice = idp.issue('alice');
+    // alice's token with its subject edited to "admin", the signature left as it was.
+    const [head, , sig] = alice.split('.');
+    const forged = `${head}.${Buffer.from(JSON.stringify({ ...claimsOf(alice), sub: 'admin' })).toString('base64url')}.${sig}`;
+    const lastToken = async (): Promise<string | null> => {
+      const r = await fetch(`http://127.0.0.1:${appPorts['order-service']}/internal/last-token`).then((x) => x.json() as Promise<{ token: string | null }>).catch(() => ({ token: null }));
+      return r.token;
+    };
+    let minted: string | null = null;
+    const edgeSteps: Step[] = [
+      { caller: 'internet', target: 'gateway → product-catalog', request: 'GET /api/v1/products/7', expect: 'allowed', status: 200, why: 'catalog is public at the edge', run: viaEdge('GET', '/api/v1/products/7') },
+      {
+        caller: 'alice', target: 'gateway → order-service', request: 'POST /api/v1/orders', expect: 'allowed', status: 201, why: '',
+        run: async () => {
+          const r = await viaEdge('POST', '/api/v1/orders', { token: alice, body: '{"product":7}' })();
+          minted = await lastToken();
+          return r;
+        },
+        judge: (r) => r.status === 201 && !!minted && claimsOf(minted).aud === 'order-service.production' && (claimsOf(minted).act as { sub?: string } | undefined)?.sub === GATEWAY_ID,
+        note: () => (minted ? `exchanged: aud ${String(claimsOf(minted).aud)}` : 'order-service got no token'),
+      },
+      { caller: 'anonymous', target: 'gateway → order-service', request: 'POST /api/v1/orders', expect: 'denied', status: 403, why: 'orders need a signed-in user', run: viaEdge('POST', '/api/v1/orders', { body: '{"product":7}' }) },
+      { caller: 'forged token', target: 'gateway → order-service', request: 'POST /api/v1/orders', expect: 'denied', status: 401, why: 'sub edited, signature kept: 401', run: viaEdge('POST', '/api/v1/orders', { token: forged, body: '{"product":7}' }) },
+      { caller: 'expired token', target: 'gateway → order-service', request: 'POST /api/v1/orders', expect: 'denied', status: 401, why: 'expired 10 minutes ago: 401', run: viaEdge('POST', '/api/v1/orders', { token: idp.issue('alice', { expiresIn: -600 }), body: '{"product":7}' }) },
+      { caller: 'alice', target: 'gateway → order-service', request: 'POST /api/v1/orders 64K', expect: 'denied', status: 413, why: 'body over the 16 KiB limit', run: viaEdge('POST', '/api/v1/orders', { token: alice, body: JSON.stringify({ note: 'x'.repeat(64 * 1024) }) }) },
+    ];
+    for (const s of edgeSteps) record(s, await s.run());
+    // A burst on the catalog: 5 requests per second per client address, then 429 with Kong's headers.
+    let burst: CallResult = { status: 0, body: '', ms: 0 };
+    let sent = 0;
+    for (; sent < 20 && burst.status !== 429; sent++) burst = await viaGateway(gateway, gwCa, 'GET', '/api/v1/products/7');
+    record(
+      { caller: `internet ×${sent}`, target: 'gateway → product-catalog', request: 'GET /api/v1/products/7', expect: 'denied', status: 429, why: '', run: async () => burst, note: (r) => (r.status === 429 ? `over 5/s: Retry-After ${String(r.headers?.['retry-after'])}` : 'never limited') },
+      burst,
+    );
+    // A compromised order-service replays the token it was given at payment-service.
+    const replay = minted ? await viaProxy(sc['order-service']!.ports.outbound, 'POST', 'http://payment-service:8080/api/v1/charges', '{"amount":1}', { authorization: `Bearer ${minted}` }) : { status: 'refused' as const, body: 'no token', ms: 0 };
+    record({ caller: 'order-service', target: 'payment-service', request: 'POST /api/v1/charges', expect: 'denied', status: 401, why: 'replays a token minted for order', run: async () => replay }, replay);
+
+    w.write(renderTable(['#', 'call', 'request', 'result', '', 'why'], rows, w.isTTY ? terminalWidth(w) : 200));
     const total = rows.length;
     w.write(`\n${total - failures} passed, ${failures} failed\n`);
     if (failures) w.write(paint(w, 'red', `✗ ${failures} expectation${failures === 1 ? '' : 's'} did not hold (logs: ${dir}/run)\n`));
@@ -208,6 +316,8 @@ spec:
     w.write(`  npx ztmesh status --admin http://127.0.0.1:${cp.adminPort}\n`);
     w.write(`  curl -x http://127.0.0.1:${sc['order-service']!.ports.outbound} http://payment-service:8080/api/v1/charges -X POST\n`);
     w.write(`  npx ztmesh quarantine ${ORDER_ID} --admin http://127.0.0.1:${cp.adminPort}\n`);
+    w.write(`  curl --cacert ${gwCert.certFile} --resolve ${SHOP}:${gateway.ports.https}:127.0.0.1 https://${SHOP}:${gateway.ports.https}/api/v1/products/7\n`);
+    w.write(`  curl --cacert ${idp.caFile} ${idp.tokenUrl} -d username=alice -d password=wonderland   # then -H "authorization: Bearer <access_token>" -X POST .../api/v1/orders\n`);
     w.write(`Metrics: ${[...SERVICES, 'web-frontend' as const].map((s) => `${s} http://127.0.0.1:${sc[s]!.ports.admin}/metrics`).join('\n         ')}\n`);
     w.write(`Access logs and process logs: ${join(dir, 'run')}${o.keep ? '' : ' (removed on exit; --keep keeps them)'}\nPress Ctrl-C to stop.\n`);
     await new Promise<void>((r) => {

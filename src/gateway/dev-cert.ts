@@ -2,9 +2,9 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 
-export function devServerCert(dir: string, names: string[] = ['localhost']): { certFile: string; keyFile: string } {
-  const certFile = join(dir, 'gateway-cert.pem');
-  const keyFile = join(dir, 'gateway-key.pem');
+export function devServerCert(dir: string, names: string[] = ['localhost'], base = 'gateway'): { certFile: string; keyFile: string } {
+  const certFile = join(dir, `${base}-cert.pem`);
+  const keyFile = join(dir, `${base}-key.pem`);
   const san = names.map((n) => (/^[0-9.]+$|:/.test(n) ? `IP:${n}` : `DNS:${n}`)).join(',');
   execFileSync(
     'openssl',

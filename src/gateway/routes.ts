@@ -58,6 +58,16 @@ export function hostMatches(pattern: string, host: string): boolean {
   return p === host;
 }
 
+/**
+ * A destination host as Istio reads it: a short name (no dot) is relative to the
+ * VirtualService's namespace (`reviews` in `bookinfo` → `reviews.bookinfo.svc.cluster.local`);
+ * a name with a dot is taken as written.
+ */
+export function qualifyHost(host: string, namespace: string): string {
+  const h = host.toLowerCase();
+  return h.includes('.') || h.includes('*') ? h : `${h}.${namespace}.svc.cluster.local`;
+}
+
 export function compileRoutes(resources: readonly { kind: string }[], labels: Record<string, string>): RouteTable {
   const gws = resources.filter((r): r is Gateway => r.kind === 'Gateway').filter((g) => g.spec.selector && Object.keys(g.spec.selector).length && selectorMatches(g.spec.selector, labels));
   const names = new Set(gws.map((g) => `${g.metadata.namespace}/${g.metadata.name}`));
@@ -84,7 +94,7 @@ export function compileRoutes(resources: readonly { kind: string }[], labels: Re
         hosts: (vs.spec.hosts ?? ['*']).map((x) => x.toLowerCase()),
         matches,
         destinations: ((h.route ?? []) as { destination: { host: string; port?: { number: number } }; weight?: number }[]).map((d) => ({
-          host: d.destination.host.toLowerCase(),
+          host: qualifyHost(d.destination.host, vs.metadata.namespace),
           port: d.destination.port?.number,
           weight: d.weight ?? 100,
         })),

@@ -3,6 +3,9 @@
 // loopback port, each behind its own ztmesh sidecar). Usage:
 //   node apps.mjs '{"user-service":18001,...}' '{"order-service":{"proxy":"http://127.0.0.1:15001"}}'
 // order-service calls product-catalog and payment-service through its sidecar (HTTP proxy).
+// order-service also keeps the last bearer token it received and shows it on its own loopback
+// port (GET /internal/last-token, not routed by the mesh): the demo plays a compromised
+// order-service that replays it elsewhere.
 import http from 'node:http';
 
 const ports = JSON.parse(process.argv[2] ?? '{}');
@@ -32,6 +35,8 @@ function viaSidecar(proxy, method, url, body) {
   });
 }
 
+let lastToken = null;
+
 const handlers = {
   'user-service': async (req) => {
     const m = /^\/api\/v1\/users\/([^/]+)$/.exec(req.path);
@@ -60,6 +65,9 @@ const handlers = {
     return [404, { error: 'not found' }];
   },
   'order-service': async (req) => {
+    const auth = /^Bearer (.+)$/i.exec(req.headers.authorization ?? '');
+    if (auth) lastToken = auth[1];
+    if (req.method === 'GET' && req.path === '/internal/last-token') return [200, { token: lastToken }];
     if (req.method === 'POST' && req.path === '/api/v1/orders') {
       const proxy = outbound['order-service']?.proxy;
       const product = await viaSidecar(proxy, 'GET', 'http://product-catalog:8080/api/v1/products/7');
