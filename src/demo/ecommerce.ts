@@ -316,9 +316,11 @@ spec:
     w.write(`  npx ztmesh status --admin http://127.0.0.1:${cp.adminPort}\n`);
     w.write(`  curl -x http://127.0.0.1:${sc['order-service']!.ports.outbound} http://payment-service:8080/api/v1/charges -X POST\n`);
     w.write(`  npx ztmesh quarantine ${ORDER_ID} --admin http://127.0.0.1:${cp.adminPort}\n`);
-    w.write(`  curl --cacert ${gwCert.certFile} --resolve ${SHOP}:${gateway.ports.https}:127.0.0.1 https://${SHOP}:${gateway.ports.https}/api/v1/products/7\n`);
-    w.write(`  curl --cacert ${idp.caFile} ${idp.tokenUrl} -d username=alice -d password=wonderland   # then -H "authorization: Bearer <access_token>" -X POST .../api/v1/orders\n`);
-    w.write(`Metrics: ${[...SERVICES, 'web-frontend' as const].map((s) => `${s} http://127.0.0.1:${sc[s]!.ports.admin}/metrics`).join('\n         ')}\n`);
+    const edgeCurl = `curl --cacert ${gwCert.certFile} --resolve ${SHOP}:${gateway.ports.https}:127.0.0.1`;
+    w.write(`  ${edgeCurl} https://${SHOP}:${gateway.ports.https}/api/v1/products/7\n`);
+    w.write(`  TOKEN=$(curl -s --cacert ${idp.caFile} ${idp.tokenUrl} -d username=alice -d password=wonderland | node -pe 'JSON.parse(require("fs").readFileSync(0)).access_token')\n`);
+    w.write(`  ${edgeCurl} -H "authorization: Bearer $TOKEN" https://${SHOP}:${gateway.ports.https}/api/v1/orders -d '{"product":7}'\n`);
+    w.write(`Metrics: ${[...SERVICES, 'web-frontend' as const].map((s) => `${s} http://127.0.0.1:${sc[s]!.ports.admin}/metrics`).concat(`gateway http://127.0.0.1:${gateway.ports.admin}/metrics`).join('\n         ')}\n`);
     w.write(`Access logs and process logs: ${join(dir, 'run')}${o.keep ? '' : ' (removed on exit; --keep keeps them)'}\nPress Ctrl-C to stop.\n`);
     await new Promise<void>((r) => {
       process.once('SIGINT', () => r());
