@@ -150,7 +150,7 @@ export class TokenService {
     const ras = (snap?.requestAuthn ?? []).map((r) => ({ ...r, metadata: { ...r.metadata, namespace: root }, spec: { ...r.spec, selector: undefined } })) as RequestAuthentication[];
     ras.push({ kind: 'RequestAuthentication', metadata: { name: 'ztmesh-token-exchange', namespace: root, annotations: {} }, spec: { jwtRules: [{ issuer: this.issuer, jwks: JSON.stringify(await this.jwks()) }] } } as unknown as RequestAuthentication);
     const cfg = compileRequestAuthn(ras, { namespace: root, labels: {} }, root);
-    await Promise.all(cfg.rules.filter((r) => r.jwksUri && !sharedJwksCache.get(r.jwksUri)).map((r) => sharedJwksCache.load(r.jwksUri!)));
+    await Promise.all(cfg.rules.filter((r) => r.jwksUri && !sharedJwksCache.get(r.jwksUri)).map((r) => sharedJwksCache.load(r.jwksUri!, r.jwksTimeoutMs)));
     const now = Math.floor(Date.now() / 1000);
     const services = new Set(this.o.services());
     const r = exchangeToken(form, {

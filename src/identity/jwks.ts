@@ -45,7 +45,7 @@ export function keysFor(set: readonly JwksKey[], kid: string | undefined, alg: s
 export interface JwksCacheOptions {
   /** How long a fetched set is used before it is refreshed (default 5 min, as Envoy). */
   refreshMs?: number;
-  /** Per-fetch timeout (default 5 s). */
+  /** Per-fetch timeout when load() is not given one (default 5 s). */
   timeoutMs?: number;
   /** Largest JWKS document accepted (default 512 KiB). */
   maxBytes?: number;
@@ -58,6 +58,8 @@ interface Entry {
   fetchedAt: number;
   error: string | null;
   inflight: Promise<void> | null;
+  /** The timeout of the last load() that named one; background refreshes use it too. */
+  timeoutMs: number | undefined;
 }
 
 /** Remote JWKS documents by URI. `get` is synchronous (the request path); `load` fetches. */
@@ -75,7 +77,7 @@ export class JwksCache {
   get(uri: string): JwksKey[] | undefined {
     const e = this.entries.get(uri);
     if (!e) return undefined;
-    if (e.keys && this.now() - e.fetchedAt > this.refreshMs && !e.inflight) void this.load(uri);
+    if (e.keys && this.now() - e.fetchedAt > this.refreshMs && !e.inflight) void this.load(uri, e.timeoutMs);
     return e.keys ?? undefined;
   }
 
@@ -83,16 +85,21 @@ export class JwksCache {
     return this.entries.get(uri)?.error ?? null;
   }
 
-  /** Fetch (or join the fetch of) `uri`; resolves when done, whatever the outcome. A failed refresh keeps the previous keys. */
-  load(uri: string): Promise<void> {
+  /**
+   * Fetch (or join the fetch of) `uri`, giving up after `timeoutMs` (a RequestAuthentication
+   * rule's `timeout`); resolves when done, whatever the outcome. A failed refresh keeps the
+   * previous keys.
+   */
+  load(uri: string, timeoutMs?: number): Promise<void> {
     let e = this.entries.get(uri);
     if (!e) {
-      e = { keys: null, fetchedAt: 0, error: null, inflight: null };
+      e = { keys: null, fetchedAt: 0, error: null, inflight: null, timeoutMs };
       this.entries.set(uri, e);
     }
+    if (timeoutMs !== undefined) e.timeoutMs = timeoutMs;
     if (e.inflight) return e.inflight;
     const entry = e;
-    entry.inflight = (this.o.fetchText ?? fetchText)(uri, this.o.timeoutMs ?? 5000, this.o.maxBytes ?? 512 * 1024)
+    entry.inflight = (this.o.fetchText ?? fetchText)(uri, entry.timeoutMs ?? this.o.timeoutMs ?? 5000, this.o.maxBytes ?? 512 * 1024)
       .then((text) => {
         entry.keys = parseJwks(text);
         entry.fetchedAt = this.now();
@@ -111,13 +118,20 @@ export class JwksCache {
 }
 
 async function fetchText(url: string, timeoutMs: number, maxBytes: number): Promise<string> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'error', headers: { accept: 'application/json' } });
-  if (!res.ok) throw new Error(`GET ${url} answered ${res.status}`);
-  const len = Number(res.headers.get('content-length') ?? 0);
-  if (len > maxBytes) throw new Error(`JWKS at ${url} is larger than ${maxBytes} bytes`);
-  const text = await res.text();
-  if (text.length > maxBytes) throw new Error(`JWKS at ${url} is larger than ${maxBytes} bytes`);
-  return text;
+  // One deadline for connecting, the answer's head and its body.
+  const signal = AbortSignal.timeout(timeoutMs);
+  try {
+    const res = await fetch(url, { signal, redirect: 'error', headers: { accept: 'application/json' } });
+    if (!res.ok) throw new Error(`GET ${url} answered ${res.status}`);
+    const len = Number(res.headers.get('content-length') ?? 0);
+    if (len > maxBytes) throw new Error(`JWKS at ${url} is larger than ${maxBytes} bytes`);
+    const text = await res.text();
+    if (text.length > maxBytes) throw new Error(`JWKS at ${url} is larger than ${maxBytes} bytes`);
+    return text;
+  } catch (e) {
+    if (signal.aborted) throw new Error(`the JWKS fetch timed out after ${timeoutMs}ms (jwtRules timeout)`);
+    throw e;
+  }
 }
 
 /** One cache per process, shared by the sidecar's and the gateway's filters. */

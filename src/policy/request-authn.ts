@@ -15,9 +15,12 @@ import { parseCompactJws, verifyJwsSignature, checkJwtClaims, JwsError, DEFAULT_
 import type { JsonValue } from '../identity/strict-json.js';
 import { parseJwks, keysFor, type JwksKey } from '../identity/jwks.js';
 import { selectorMatches } from './select.js';
+import { parseIstioDuration } from '../config/duration.js';
 import type { AuthzInput } from './request.js';
 
 export const DEFAULT_LEEWAY_SECONDS = 60;
+/** Istio's default for jwtRules[].timeout: how long a JWKS fetch may take. */
+export const DEFAULT_JWKS_TIMEOUT_MS = 5000;
 /** Annotation on a RequestAuthentication that sets the clock-skew leeway (seconds) for its rules. */
 export const LEEWAY_ANNOTATION = 'ztmesh.io/jwt-leeway-seconds';
 
@@ -33,6 +36,8 @@ export interface CompiledJwtRule {
   issuer?: string;
   audiences: string[];
   jwksUri?: string;
+  /** How long a fetch of `jwksUri` may take (jwtRules[].timeout, default 5 s); slower fails closed. */
+  jwksTimeoutMs: number;
   inlineKeys?: JwksKey[];
   /** Set when inline `jwks` did not parse: tokens for this issuer fail closed. */
   inlineError?: string;
@@ -89,6 +94,7 @@ export function compileRequestAuthn(
         issuer: r.issuer,
         audiences: r.audiences ?? [],
         jwksUri: r.jwks ? undefined : r.jwksUri,
+        jwksTimeoutMs: (r.timeout !== undefined ? parseIstioDuration(r.timeout) : undefined) ?? DEFAULT_JWKS_TIMEOUT_MS,
         inlineKeys,
         inlineError,
         locations: locations.length ? locations : [...DEFAULT_LOCATIONS],

@@ -18,7 +18,7 @@ export function requestAuthnFilter(workload: { namespace: string; labels: Record
     let c = compiled.get(s);
     if (!c) {
       c = compileRequestAuthn(s.snapshot.requestAuthn, workload, s.snapshot.mesh.rootNamespace, { maxTokenLength: opts.maxTokenLength });
-      for (const r of c.rules) if (r.jwksUri && !cache.get(r.jwksUri)) void cache.load(r.jwksUri); // warm the key sets
+      for (const r of c.rules) if (r.jwksUri && !cache.get(r.jwksUri)) void cache.load(r.jwksUri, r.jwksTimeoutMs); // warm the key sets
       compiled.set(s, c);
     }
     return c;
@@ -49,7 +49,7 @@ export function requestAuthnFilter(workload: { namespace: string; labels: Record
       const r = authenticate(cfg, req, (u) => cache.get(u), Math.floor(now() / 1000), () => null);
       if (r.kind !== 'need_keys') return finish(x, r);
       // First use of this key set: fetch it, then decide (fail closed when it cannot be fetched).
-      return cache.load(r.jwksUri).then(() =>
+      return cache.load(r.jwksUri, r.rule.jwksTimeoutMs).then(() =>
         finish(x, authenticate(cfg, req, (u) => cache.get(u), Math.floor(now() / 1000), (u) => cache.lastError(u) ?? 'not fetched')),
       );
     },

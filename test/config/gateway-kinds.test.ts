@@ -1,6 +1,7 @@
 /**
  * Validation of the gateway's kinds (file:line field path on every error): RateLimitPolicy
- * windows up to month and year (Kong's ordering rule), and `path` for limitBy: path.
+ * windows up to month and year (Kong's ordering rule), and `path` for limitBy: path;
+ * RequestAuthentication jwtRules[].timeout (Istio's Duration rule: valid and at least 1ms).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -31,4 +32,20 @@ test('RateLimitPolicy limitBy: path needs `path`, which must start with "/" (Kon
   assert.match(errorsOf(rl('  limits: {minute: 5}\n  limitBy: path')).join('\n'), /^bad\.yaml:5:3 spec\.path: .*path is required when limitBy is path/m);
   assert.match(errorsOf(rl('  limits: {minute: 5}\n  limitBy: path\n  path: api/login')).join('\n'), /^bad\.yaml:7:9 spec\.path: .*path "api\/login" must start with "\/"/m);
   assert.match(errorsOf(rl('  limits: {minute: 5}\n  limitBy: path\n  path: [/a]')).join('\n'), /bad\.yaml:7:\d+ spec\.path/);
+});
+
+test('RequestAuthentication jwtRules[].timeout: a duration of at least 1ms (Istio: duration(self) >= duration(\'1ms\'))', () => {
+  const ra = (timeout: string) => `apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: ra, namespace: istio-system}
+spec:
+  jwtRules:
+  - issuer: https://idp.test
+    jwksUri: https://idp.test/jwks.json
+    timeout: ${timeout}
+`;
+  for (const ok of ['5s', '300ms', '1.5s', '1m30s', '"1ms"']) assert.deepEqual(errorsOf(ra(ok)), [], ok);
+  for (const bad of ['0s', '500us', '"5"', '5 s', 'soon', '-1s']) {
+    assert.match(errorsOf(ra(bad)).join('\n'), /^bad\.yaml:8:14 spec\.jwtRules\[0\]\.timeout: .*must be a valid duration greater than 1ms/m, bad);
+  }
 });

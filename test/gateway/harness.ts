@@ -161,8 +161,8 @@ export function rawTls(g: GatewayHandle, data: string | Buffer, timeoutMs = 5000
   return rawExchange(g.ports.https, data, timeoutMs, { servername: 'localhost', rejectUnauthorized: false });
 }
 
-/** A JWKS over HTTPS (self-signed; the gateway trusts it through NODE_EXTRA_CA_CERTS). */
-export async function jwksServer(dir: string, doc: () => unknown): Promise<{ url: string; caFile: string; hits: () => number; close(): Promise<void> }> {
+/** A JWKS over HTTPS (self-signed; the gateway trusts it through NODE_EXTRA_CA_CERTS); `delayMs` holds every answer back. */
+export async function jwksServer(dir: string, doc: () => unknown, o: { delayMs?: number } = {}): Promise<{ url: string; caFile: string; hits: () => number; close(): Promise<void> }> {
   const sub = join(dir, 'jwks-server');
   mkdirSync(sub, { recursive: true });
   const cert = devServerCert(sub, ['127.0.0.1']);
@@ -173,8 +173,13 @@ export async function jwksServer(dir: string, doc: () => unknown): Promise<{ url
   const s = https.createServer({ cert: readFileSync(cert.certFile), key: readFileSync(cert.keyFile) }, (_req, res) => {
     hits++;
     const body = JSON.stringify(doc());
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-    res.end(body);
+    const answer = () => {
+      if (res.destroyed) return;
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    };
+    if (o.delayMs) setTimeout(answer, o.delayMs).unref();
+    else answer();
   });
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
   return {

@@ -201,6 +201,16 @@ describe('gateway: valid tokens and missing tokens', () => {
     assert.equal((await gw(m.gateways[0], 'GET', '/api/private/x', { headers: bearer(idp.token({ exp: now() - 30 })) })).status, 200);
     assert.equal((await gw(m.gateways[0], 'GET', '/api/private/x', { headers: bearer(idp.token({ nbf: now() + 30 })) })).status, 200);
   });
+
+  test('a token without exp is accepted (Envoy jwt_authn require_expiration defaults to false; Istio does not set it)', async () => {
+    const t = idp.token({ exp: undefined, sub: 'no-exp' });
+    assert.equal('exp' in JSON.parse(Buffer.from(t.split('.')[1], 'base64url').toString('utf8')), false);
+    const r = await gw(m.gateways[0], 'GET', '/api/private/noexp', { headers: bearer(t) });
+    assert.equal(r.status, 200, r.body);
+    assert.equal(m.app.last()!.headers['x-user'], 'no-exp');
+    // Still checked when present: an exp beyond the leeway is refused.
+    await expect401(idp.token({ exp: now() - 120 }), 'expired 120 s ago');
+  });
 });
 
 describe('gateway: every token attack is a 401', () => {

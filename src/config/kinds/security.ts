@@ -4,6 +4,7 @@ import type { PathSeg } from '../schema.js';
 import type { KindDef, Report } from './common.js';
 import { ipOrCidrError, portError, selectorSchema, validateSelector } from './common.js';
 import type { AuthorizationPolicySpec, IstioCondition, IstioOperation, IstioSource, JwtRule, PeerAuthenticationSpec, RequestAuthenticationSpec } from '../types.js';
+import { istioDurationError } from '../duration.js';
 
 const SECURITY_VERSIONS = ['security.istio.io/v1', 'security.istio.io/v1beta1'] as const;
 
@@ -299,7 +300,9 @@ export const requestAuthenticationKind: KindDef = {
         if (!o.claim || !o.header) report([...J, 'outputClaimToHeaders', k], 'outputClaimToHeaders header and claim value must be non-empty string');
         else if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(o.header)) report([...J, 'outputClaimToHeaders', k, 'header'], `"${o.header}" is not a valid HTTP header name`);
       });
-      if (r.timeout !== undefined && !/^[0-9]+(\.[0-9]+)?(ms|s|m|h)$/.test(r.timeout)) report([...J, 'timeout'], `"${r.timeout}" is not a duration (e.g. 5s)`);
+      // Istio's CRD rule for Duration fields: duration(self) >= duration('1ms').
+      const te = r.timeout !== undefined ? istioDurationError(r.timeout) : undefined;
+      if (te) report([...J, 'timeout'], te);
     });
   },
 };
