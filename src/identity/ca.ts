@@ -10,6 +10,7 @@ import { ZtmError } from '../errors.js';
 import { openPrivateKey, readPemPrivateKey, sealPrivateKey } from './keystore.js';
 import { parseSpiffeId, type SpiffeId } from './spiffe-id.js';
 import * as der from './der.js';
+import { normalizeDnsNames } from './server-cert.js';
 import {
   authorityKeyIdExt,
   basicConstraintsExt,
@@ -34,6 +35,7 @@ import {
   subjectKeyIdExt,
   toPem,
   uriSanExt,
+  dnsSanExt,
   type CsrInfo,
   type ParsedCertificate,
   type SignatureScheme,
@@ -147,7 +149,13 @@ export interface IssuedSvid {
 const LEAF_BC = basicConstraintsExt(false);
 const LEAF_KU = keyUsageExt(['digitalSignature']);
 const LEAF_EKU = extKeyUsageExt([OID.serverAuth, OID.clientAuth]);
+const SERVER_EKU = extKeyUsageExt([OID.serverAuth]);
 const LEAF_SUBJECT = encodeName([{ oid: OID.organization, value: 'ztmesh' }]);
+
+/** A TLS server certificate for DNS names (see `issueServerCertificate`). */
+export interface IssuedServerCertificate extends Omit<IssuedSvid, 'spiffeId'> {
+  dnsNames: string[];
+}
 
 export interface CertificateAuthorityOptions {
   trustDomain: string;
@@ -214,6 +222,25 @@ export class CertificateAuthority {
       throw new ZtmError('ZTM_CA', `this CA signs for trust domain "${this.trustDomain}", not "${id.trustDomain}"`);
     }
     if (id.path === '') throw new ZtmError('ZTM_CA', 'a workload SVID needs a path (the bare trust domain ID is reserved)');
+    const idStr = id.toString();
+    const leaf = this.signLeaf(csr, LEAF_EKU, uriSanExt([idStr]), o);
+    return { spiffeId: idStr, ...leaf };
+  }
+
+  /**
+   * Issue a TLS server certificate for `dnsNames` (already authorized by the caller):
+   * subjectAltName with exactly those DNS names and no SPIFFE ID (so it can never pass as
+   * a workload identity), extKeyUsage serverAuth only, keyUsage digitalSignature, chained
+   * to the signing CA; the lifetime rules of SVIDs (default TTL, ≤ 24 h).
+   */
+  issueServerCertificate(csr: CsrInfo, o: { dnsNames: readonly string[]; ttlMs?: number; now?: number }): IssuedServerCertificate {
+    const names = normalizeDnsNames(o.dnsNames);
+    if (csr.requestedUris.length) throw new ZtmError('ZTM_CA', `a server certificate request must not ask for a URI SAN (${csr.requestedUris.join(', ')})`, {}, { reason: 'csr_identity_mismatch' });
+    const leaf = this.signLeaf(csr, SERVER_EKU, dnsSanExt(names), o);
+    return { dnsNames: names, ...leaf };
+  }
+
+  private signLeaf(csr: CsrInfo, eku: Buffer, san: Buffer, o: { ttlMs?: number; now?: number }): Omit<IssuedSvid, 'spiffeId'> {
     const keyProblem = checkLeafKey(csr.publicKey);
     if (keyProblem) throw new ZtmError('ZTM_CA', keyProblem);
     const now = o.now ?? Date.now();
@@ -222,7 +249,6 @@ export class CertificateAuthority {
     const ttl = Math.max(MIN_SVID_TTL_MS, Math.min(o.ttlMs ?? this.defaultTtlMs, this.maxTtlMs));
     const notBefore = floorSecond(now);
     const notAfter = floorSecond(Math.min(notBefore.getTime() + ttl, this.chainNotAfter));
-    const idStr = id.toString();
     const tbs = buildTbs(
       {
         issuer: this.signing.subject,
@@ -230,7 +256,7 @@ export class CertificateAuthority {
         notBefore,
         notAfter,
         spki: csr.spki,
-        extensions: [LEAF_BC, LEAF_KU, LEAF_EKU, subjectKeyIdExt(keyIdentifier(csr.spki)), this.aki, uriSanExt([idStr])],
+        extensions: [LEAF_BC, LEAF_KU, eku, subjectKeyIdExt(keyIdentifier(csr.spki)), this.aki, san],
       },
       this.scheme,
     );
@@ -238,7 +264,6 @@ export class CertificateAuthority {
     // serial: second field of the TBS (after the [0] version)
     const tbsFields = der.children(der.readNode(tbs));
     return {
-      spiffeId: idStr,
       certificate: cert,
       chain: [cert, ...this.chain],
       chainPem: toPem(cert) + this.chainPemSuffix,

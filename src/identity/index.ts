@@ -37,6 +37,7 @@ export {
   INTERMEDIATE_TTL_MS,
   type CaCertificate,
   type IssuedSvid,
+  type IssuedServerCertificate,
   type IssueOptions,
   type CaSummary,
 } from './ca.js';
@@ -66,6 +67,8 @@ export {
   type VerifyOptions,
   type CertInput,
 } from './verify.js';
+
+export { normalizeDnsName, normalizeDnsNames, parseDnsNamesFlag, verifyServerCertChain, MAX_SERVER_CERT_NAMES, type ServerCertVerifyResult } from './server-cert.js';
 
 export { TlsSessionIdentities, type SessionOffer } from './tls-session.js';
 

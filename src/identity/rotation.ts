@@ -64,6 +64,12 @@ export interface RotatorOptions {
   requestedSpiffeId?: string;
   /** Key generator (default: ECDSA P-256). */
   generateKey?: () => Promise<KeyObject>;
+  /**
+   * Checks the issued chain (leaf first) and returns the name it certifies, which becomes
+   * `CurrentSvid.spiffeId`. Default: the X.509-SVID rules (`verifySvidChain`). The
+   * gateway's TLS server certificate (DNS names, no SPIFFE ID) is rotated with its own.
+   */
+  verifyChain?: (chain: Buffer[], now: number) => { ok: true; id: string } | { ok: false; reason: string; detail: string };
 }
 
 export interface RotatorEvents {
@@ -80,7 +86,7 @@ function defaultKey(): Promise<KeyObject> {
 }
 
 export class SvidRotator extends EventEmitter<RotatorEvents> {
-  private readonly o: Required<Omit<RotatorOptions, 'requestedSpiffeId'>> & { requestedSpiffeId?: string };
+  private readonly o: Required<Omit<RotatorOptions, 'requestedSpiffeId' | 'verifyChain'>> & Pick<RotatorOptions, 'requestedSpiffeId' | 'verifyChain'>;
   private svid?: CurrentSvid;
   private ctx?: tls.SecureContext;
   private timer: unknown;
@@ -193,6 +199,13 @@ export class SvidRotator extends EventEmitter<RotatorEvents> {
     this.emit('bundle_updated');
   }
 
+  private verifyChain(chain: Buffer[]): { ok: true; id: string } | { ok: false; reason: string; detail: string } {
+    const now = this.o.clock.now();
+    if (this.o.verifyChain) return this.o.verifyChain(chain, now);
+    const v = verifySvidChain(chain, this.o.bundles, now);
+    return v.ok ? { ok: true, id: v.spiffeId } : v;
+  }
+
   private async renewOnce(): Promise<CurrentSvid> {
     if (this.inflight) return this.inflight;
     this.inflight = (async () => {
@@ -203,10 +216,10 @@ export class SvidRotator extends EventEmitter<RotatorEvents> {
       if (chain.length === 0) throw new ZtmError('ZTM_SVID_INVALID', 'the CA returned no certificate');
       const leaf = parseCertificate(chain[0]);
       if (!leaf.spki.equals(spkiDer(key))) throw new ZtmError('ZTM_SVID_INVALID', 'the CA returned a certificate for a different key');
-      const v = verifySvidChain(chain, this.o.bundles, this.o.clock.now());
-      if (!v.ok) throw new ZtmError('ZTM_SVID_INVALID', `the CA returned an invalid SVID (${v.reason}: ${v.detail})`, {}, { reason: v.reason });
+      const v = this.verifyChain(chain);
+      if (!v.ok) throw new ZtmError('ZTM_SVID_INVALID', `the CA returned an invalid ${this.o.verifyChain ? 'certificate' : 'SVID'} (${v.reason}: ${v.detail})`, {}, { reason: v.reason });
       const svid: CurrentSvid = {
-        spiffeId: v.spiffeId,
+        spiffeId: v.id,
         key,
         keyPem: key.export({ type: 'pkcs8', format: 'pem' }) as string,
         chainPem: res.chainPem,

@@ -98,9 +98,11 @@ function issuedBy(cert: ParsedCertificate, issuer: ParsedCertificate): boolean {
   return ok;
 }
 
-const reject = (reason: SvidRejectReason, detail: string): SvidVerifyResult => ({ ok: false, reason, detail });
+export type SvidRejection = Extract<SvidVerifyResult, { ok: false }>;
 
-function timeCheck(c: ParsedCertificate, now: number, what: string): SvidVerifyResult | undefined {
+const reject = (reason: SvidRejectReason, detail: string): SvidRejection => ({ ok: false, reason, detail });
+
+function timeCheck(c: ParsedCertificate, now: number, what: string): SvidRejection | undefined {
   if (now < c.notBefore.getTime()) return reject('not_yet_valid', `${what} is not valid before ${c.notBefore.toISOString()}`);
   if (now > c.notAfter.getTime()) return reject('expired', `${what} expired at ${c.notAfter.toISOString()}`);
   return undefined;
@@ -156,8 +158,29 @@ export function verifySvidChain(chain: CertInput[] | string, bundles: BundleSour
   const t = timeCheck(leaf, now, 'the leaf');
   if (t) return t;
 
+  const walked = chainToRoot(leaf, parsed.slice(1), bundle, id.trustDomain, now, opts);
+  if (!walked.ok) return walked;
+  const path = walked.path;
+  if (opts.intermediateCache) for (const c of path.slice(1, -1)) opts.intermediateCache.add(c);
+  return { ok: true, spiffeId: id.toString(), id, notAfter: leaf.notAfter, chain: path };
+}
+
+/**
+ * Build and check the path from `leaf` (already parsed and time-checked) through the
+ * presented intermediates (any order) to a root of `bundle`: every link's signature, CA
+ * flags, path length, validity and trust domain. Shared by X.509-SVIDs and the mesh CA's
+ * TLS server certificates (see server-cert.ts).
+ */
+export function chainToRoot(
+  leaf: ParsedCertificate,
+  presented: ParsedCertificate[],
+  bundle: { x509Authorities: readonly ParsedCertificate[] },
+  trustDomain: string,
+  now: number,
+  opts: VerifyOptions = {},
+): { ok: true; path: ParsedCertificate[] } | SvidRejection {
   const maxInter = opts.maxIntermediates ?? 5;
-  const pool = parsed.slice(1);
+  const pool = [...presented];
   if (opts.intermediateCache) {
     for (const c of opts.intermediateCache.candidates()) if (!pool.some((p) => p.der.equals(c.der))) pool.push(c);
   }
@@ -173,7 +196,7 @@ export function verifySvidChain(chain: CertInput[] | string, bundles: BundleSour
     }
     const idx = pool.findIndex((c) => issuedBy(current, c));
     if (idx < 0) {
-      return reject('untrusted', `no root in the "${id.trustDomain}" bundle (nor a presented intermediate) issued ${current === leaf ? 'the leaf' : 'an intermediate'}`);
+      return reject('untrusted', `no root in the "${trustDomain}" bundle (nor a presented intermediate) issued ${current === leaf ? 'the leaf' : 'an intermediate'}`);
     }
     const inter = pool.splice(idx, 1)[0];
     const depth = path.length - 1; // intermediates already below this one
@@ -191,15 +214,14 @@ export function verifySvidChain(chain: CertInput[] | string, bundles: BundleSour
       } catch {
         return reject('bad_intermediate', `an intermediate has an invalid SPIFFE ID ${u}`);
       }
-      if (td !== id.trustDomain) return reject('wrong_trust_domain', `an intermediate belongs to trust domain "${td}", the leaf to "${id.trustDomain}"`);
+      if (td !== trustDomain) return reject('wrong_trust_domain', `an intermediate belongs to trust domain "${td}", the leaf to "${trustDomain}"`);
     }
     const it = timeCheck(inter, now, 'an intermediate');
     if (it) return it;
     path.push(inter);
     current = inter;
   }
-  if (opts.intermediateCache) for (const c of path.slice(1, -1)) opts.intermediateCache.add(c);
-  return { ok: true, spiffeId: id.toString(), id, notAfter: leaf.notAfter, chain: path };
+  return { ok: true, path };
 }
 
 function isEmptyPeerCert(c: PeerCertificate | undefined | null): boolean {

@@ -111,6 +111,11 @@ export function uriSanExt(uris: string[], critical = false): Buffer {
   return extension(OID.subjectAltName, critical, der.seq(...uris.map((u) => der.tlv(0x86, Buffer.from(u, 'ascii')))));
 }
 
+/** subjectAltName with dNSName entries only (a TLS server certificate; no SPIFFE ID). */
+export function dnsSanExt(names: string[], critical = false): Buffer {
+  return extension(OID.subjectAltName, critical, der.seq(...names.map((n) => der.tlv(0x82, Buffer.from(n, 'ascii')))));
+}
+
 export function subjectKeyIdExt(ski: Buffer): Buffer {
   return extension(OID.subjectKeyIdentifier, false, der.octetString(ski));
 }
@@ -359,6 +364,8 @@ export interface ParsedCertificate {
   keyUsage?: { usages: Set<KeyUsageName>; critical: boolean };
   extKeyUsage?: string[];
   uris: string[];
+  /** dNSName SANs (also counted in `otherSanCount`). */
+  dnsNames: string[];
   /** Other SAN kinds present (dNSName, iPAddress, ...), by GeneralName tag number. */
   otherSanCount: number;
   subjectKeyId?: Buffer;
@@ -412,6 +419,7 @@ export function parseCertificate(input: Buffer): ParsedCertificate {
     spki: der.raw(spki),
     extensions,
     uris: [],
+    dnsNames: [],
     otherSanCount: 0,
   };
   for (const e of extensions) {
@@ -437,7 +445,10 @@ export function parseCertificate(input: Buffer): ParsedCertificate {
     } else if (e.oid === OID.subjectAltName) {
       for (const gn of der.children(der.parseDer(e.value))) {
         if (gn.tag === 0x86) out.uris.push(der.content(gn).toString('latin1'));
-        else out.otherSanCount++;
+        else {
+          if (gn.tag === 0x82) out.dnsNames.push(der.content(gn).toString('latin1'));
+          out.otherSanCount++;
+        }
       }
     } else if (e.oid === OID.subjectKeyIdentifier) {
       out.subjectKeyId = Buffer.from(der.content(der.parseDer(e.value)));
