@@ -15,6 +15,7 @@ export const ErrorCodes = {
   ZTM_SVID_INVALID: 'an X.509-SVID or JWT-SVID failed verification',
   ZTM_CA: 'the certificate authority could not complete an operation',
   ZTM_TOKEN_INVALID: 'a join token is unknown, expired or already used',
+  ZTM_CERT_DENIED: 'the control plane refused a server certificate for a DNS name no Gateway grants the caller',
   ZTM_REGO_PARSE: 'a Rego module has a syntax error',
   ZTM_REGO_COMPILE: 'a Rego module failed to compile',
   ZTM_REGO_EVAL: 'a Rego evaluation raised an error',

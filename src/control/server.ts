@@ -11,7 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { ZtmError } from '../errors.js';
-import { BundleSet, IdentityAuthority, JoinTokenStore, SvidRotator, caPaths, initCa, loadCa, parseDuration, parseSpiffeId, parseWorkloadId, peerIdentity, IntermediateCache, workloadSpiffeId } from '../identity/index.js';
+import { BundleSet, IdentityAuthority, JoinTokenStore, SvidRotator, caPaths, checkCsr, initCa, loadCa, normalizeDnsNames, parseDuration, parseSpiffeId, parseWorkloadId, peerIdentity, IntermediateCache, workloadSpiffeId } from '../identity/index.js';
 import type { CertificateAuthority } from '../identity/index.js';
 import { writeFileAtomic } from '../identity/ca.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
@@ -22,6 +22,7 @@ import { Registry } from './registry.js';
 import type { WorkloadRecord } from './registry.js';
 import { servicesOf, sliceFor, sliceVersion } from './slice.js';
 import { TokenService } from './token-exchange.js';
+import { authorizeServerCertificate } from './server-cert.js';
 import { HttpError, handleJson, readJson, sendJson } from '../util/http.js';
 import type { Logger } from '../telemetry/log.js';
 import { silentLogger } from '../telemetry/log.js';
@@ -72,6 +73,8 @@ export class ControlPlane {
   private readonly conns = new Map<string, Conn>();
   private quarantined = new Set<string>();
   private readonly issued = new Map<string, { notAfter: string; serial: string; issuedAt: string }>();
+  /** TLS server certificates (POST /v1/sign-server), by the caller's SPIFFE ID. */
+  private readonly issuedServer = new Map<string, { dnsNames: string[]; notAfter: string; serial: string; issuedAt: string }>();
   private readonly intermediates = new IntermediateCache();
   private sweep?: NodeJS.Timeout;
   /** Endpoints known before a restart whose sidecars have not re-registered yet (see loadEndpoints). */
@@ -353,8 +356,53 @@ export class ControlPlane {
         this.log.info({ spiffeId: svid.spiffeId, notAfter: svid.notAfter }, 'renewed an SVID');
         return { spiffeId: svid.spiffeId, chainPem: svid.chainPem, bundlePem: this.bundles.rootsPem(this.ca.trustDomain) };
       }
+      if (req.method === 'POST' && url.pathname === '/v1/sign-server') return this.signServerCertificate(req, res);
       throw new HttpError(404, `no route for ${req.method} ${url.pathname}`);
     });
+  }
+
+  /**
+   * POST /v1/sign-server `{"csr": "<PEM>", "dnsNames": [...]}`: a TLS server certificate for
+   * DNS names (the edge gateway's HTTPS listener). The caller is its SVID (the peer
+   * certificate), not quarantined, and every name must be covered by a Gateway selecting
+   * its registered workload (control/server-cert.ts). Fails closed: any doubt is a refusal.
+   */
+  private async signServerCertificate(req: IncomingMessage, res: ServerResponse): Promise<unknown> {
+    const v = peerIdentity(req.socket as tls.TLSSocket, this.bundles, Date.now(), { expectedTrustDomain: this.ca.trustDomain, intermediateCache: this.intermediates });
+    if (!v.ok) throw new HttpError(401, `a server certificate needs the caller's SVID as client certificate (${v.reason})`);
+    if (this.quarantined.has(v.spiffeId)) throw new HttpError(403, `${v.spiffeId} is quarantined`);
+    const body = (await readJson(req, 64 * 1024)) as { csr?: unknown; dnsNames?: unknown };
+    if (typeof body.csr !== 'string' || !Array.isArray(body.dnsNames) || !body.dnsNames.every((n) => typeof n === 'string')) {
+      throw new HttpError(400, 'expected {"csr": "<PEM>", "dnsNames": ["shop.example.com", ...]}');
+    }
+    let names: string[];
+    let csr;
+    try {
+      names = normalizeDnsNames(body.dnsNames as string[]);
+      csr = checkCsr(body.csr);
+    } catch (e) {
+      if (e instanceof ZtmError) throw new HttpError(400, e.message);
+      throw e;
+    }
+    const snap = this.config.snapshot();
+    if (!snap) throw new HttpError(503, 'no valid configuration yet');
+    const workloads = this.registry.all().filter((r) => r.connected && r.spiffeId === v.spiffeId);
+    const d = authorizeServerCertificate(snap.config.resources, v.spiffeId, workloads, names);
+    if (!d.ok) {
+      this.log.warn({ spiffeId: v.spiffeId, dnsNames: names, name: d.name, reason: d.error }, 'refused a server certificate');
+      sendJson(res, d.status, { error: d.error, code: 'ZTM_CERT_DENIED', ...(d.name ? { name: d.name } : {}) });
+      return undefined;
+    }
+    let cert;
+    try {
+      cert = this.ca.issueServerCertificate(csr, { dnsNames: d.names });
+    } catch (e) {
+      if (e instanceof ZtmError) throw new HttpError(400, e.message);
+      throw e;
+    }
+    this.issuedServer.set(v.spiffeId, { dnsNames: cert.dnsNames, notAfter: cert.notAfter.toISOString(), serial: cert.serialHex, issuedAt: new Date().toISOString() });
+    this.log.info({ spiffeId: v.spiffeId, dnsNames: cert.dnsNames, coveredBy: d.coveredBy, notAfter: cert.notAfter, serial: cert.serialHex }, 'issued a server certificate');
+    return { dnsNames: cert.dnsNames, chainPem: cert.chainPem, notAfter: cert.notAfter.toISOString(), serial: cert.serialHex, bundlePem: this.bundles.rootsPem(this.ca.trustDomain) };
   }
 
   private recordIssued(s: { spiffeId: string; notAfter: Date; serialHex: string }): void {
@@ -464,6 +512,7 @@ export class ControlPlane {
         controlPlane: { spiffeId: this.spiffeId, notAfter: this.rotator.current()?.notAfter.toISOString() ?? null, expiresInSeconds: Math.floor(this.rotator.timeToExpiryMs() / 1000) },
         ca: { signingNotAfter: this.ca.signing.notAfter.toISOString(), roots: this.ca.roots.length },
         issued: Object.fromEntries(this.issued),
+        serverCertificates: Object.fromEntries(this.issuedServer),
       },
       snapshotVersion: snap?.version ?? null,
     };

@@ -4,8 +4,8 @@
  * destination rules and the quarantine list. Versioned by content.
  */
 import { createHash } from 'node:crypto';
-import type { DestinationRule, Gateway, ServiceEntry, VirtualService } from '../config/types.js';
-import { selectorMatches } from '../policy/select.js';
+import type { DestinationRule, ServiceEntry, VirtualService } from '../config/types.js';
+import { gatewaysSelecting } from '../gateway/routes.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
 import type { ServiceInfo, WorkloadSlice } from './protocol.js';
 import type { WorkloadRecord } from './registry.js';
@@ -68,7 +68,7 @@ const EDGE_KINDS = new Set(['RateLimitPolicy', 'GatewayPolicy']);
  */
 function gatewayResources(w: { namespace: string; labels?: Record<string, string> }, snapshot: PolicySnapshot) {
   const labels = w.labels ?? {};
-  const gws = snapshot.config.resources.filter((r): r is Gateway => r.kind === 'Gateway' && !!r.spec.selector && Object.keys(r.spec.selector).length > 0 && selectorMatches(r.spec.selector, labels));
+  const gws = gatewaysSelecting(snapshot.config.resources, labels);
   if (gws.length === 0) return [];
   const names = new Set(gws.map((g) => `${g.metadata.namespace}/${g.metadata.name}`));
   const vss = snapshot.config.resources.filter(

@@ -59,6 +59,24 @@ export function hostMatches(pattern: string, host: string): boolean {
 }
 
 /**
+ * The Istio Gateways whose `selector` picks a workload with `labels`. A Gateway without a
+ * selector (or an empty one) selects nothing here: an edge is always chosen explicitly.
+ */
+export function gatewaysSelecting(resources: readonly { kind: string }[], labels: Record<string, string>): Gateway[] {
+  return resources.filter((r): r is Gateway => r.kind === 'Gateway').filter((g) => !!g.spec.selector && Object.keys(g.spec.selector).length > 0 && selectorMatches(g.spec.selector, labels));
+}
+
+/** A Gateway server's `hosts` entry without its namespace part (`ns/host`, `./host` → `host`; `*` as the namespace too). */
+export function serverHostName(entry: string): string {
+  return entry.includes('/') ? entry.slice(entry.indexOf('/') + 1) : entry;
+}
+
+/** Every `hosts` entry of every server of `g`, namespace part removed. */
+export function gatewayServerHosts(g: Gateway): string[] {
+  return g.spec.servers.flatMap((s) => ((s as { hosts?: string[] }).hosts ?? []).map(serverHostName));
+}
+
+/**
  * A destination host as Istio reads it: a short name (no dot) is relative to the
  * VirtualService's namespace (`reviews` in `bookinfo` → `reviews.bookinfo.svc.cluster.local`);
  * a name with a dot is taken as written.
@@ -69,9 +87,9 @@ export function qualifyHost(host: string, namespace: string): string {
 }
 
 export function compileRoutes(resources: readonly { kind: string }[], labels: Record<string, string>): RouteTable {
-  const gws = resources.filter((r): r is Gateway => r.kind === 'Gateway').filter((g) => g.spec.selector && Object.keys(g.spec.selector).length && selectorMatches(g.spec.selector, labels));
+  const gws = gatewaysSelecting(resources, labels);
   const names = new Set(gws.map((g) => `${g.metadata.namespace}/${g.metadata.name}`));
-  const serverHosts = [...new Set(gws.flatMap((g) => g.spec.servers.flatMap((s) => ((s as { hosts?: string[] }).hosts ?? []).map((h) => (h.includes('/') ? h.slice(h.indexOf('/') + 1) : h)))))];
+  const serverHosts = [...new Set(gws.flatMap(gatewayServerHosts))];
   const routes: CompiledRoute[] = [];
   const vss = resources
     .filter((r): r is VirtualService => r.kind === 'VirtualService')
