@@ -84,8 +84,13 @@ export interface SidecarHandle extends ManagedProcess {
 }
 
 export interface GatewayLaunchSpec {
-  certFile: string;
-  keyFile: string;
+  /** The HTTPS certificate from files (with keyFile); or `dnsNames`. */
+  certFile?: string;
+  keyFile?: string;
+  /** Have the mesh CA issue the HTTPS certificate for these DNS names (`--dns-names`). */
+  dnsNames?: string[];
+  /** Reuse an existing data dir (fail-static restarts: no join token when it holds an SVID). */
+  dataDir?: string;
   /** Also serve plaintext HTTP (on a free port). */
   http?: boolean;
   labels?: Record<string, string>;
@@ -208,12 +213,14 @@ export class LocalMesh {
   async startGateway(spec: GatewayLaunchSpec): Promise<GatewayHandle> {
     if (!this.control) throw new Error('start the control plane first');
     const n = this.seq++;
-    const dataDir = join(this.dir, `gateway-${n}`);
+    const dataDir = spec.dataDir ?? join(this.dir, `gateway-${n}`);
     const readyFile = join(this.dir, `gateway-${n}.ready.json`);
+    const needToken = !existsSync(join(dataDir, 'svid.pem'));
     const args = [
       'gateway',
-      '--cert-file', spec.certFile,
-      '--key-file', spec.keyFile,
+      ...(spec.certFile !== undefined ? ['--cert-file', spec.certFile] : []),
+      ...(spec.keyFile !== undefined ? ['--key-file', spec.keyFile] : []),
+      ...(spec.dnsNames !== undefined ? ['--dns-names', spec.dnsNames.join(',')] : []),
       '--https-port', '0',
       ...(spec.http ? ['--http-port', '0'] : []),
       '--admin-port', '0',
@@ -222,7 +229,7 @@ export class LocalMesh {
       '--ca-file', this.control.info.bundlePath,
       '--data-dir', dataDir,
       '--access-log', this.o.accessLog === false ? 'off' : join(this.dir, `access-gateway-${n}.jsonl`),
-      '--token', await this.token('istio-system', 'ingress-gateway'),
+      ...(needToken ? ['--token', await this.token('istio-system', 'ingress-gateway')] : []),
       ...(spec.extraArgs ?? []),
     ];
     const p = this.spawn(`gateway-${n}`, args, readyFile, spec.env);

@@ -19,13 +19,14 @@ import { Transform } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import { Counter } from 'prom-client';
 import { Redis } from 'ioredis';
-import { BundleSet, pemCertificates } from '../identity/index.js';
+import { BundleSet, normalizeDnsNames, parseCertificate, pemCertificates } from '../identity/index.js';
 import { ZtmError } from '../errors.js';
 import type { Registration, WorkloadSlice } from '../control/protocol.js';
 import { AccessLog } from '../telemetry/access-log.js';
 import { ProxyMetrics } from '../telemetry/metrics.js';
 import type { Logger } from '../telemetry/log.js';
 import { IdentityClient } from '../proxy/identity-client.js';
+import { ServerCertClient } from './server-cert.js';
 import { OutboundProxy } from '../proxy/outbound.js';
 import { pathFilter, runFilters, RBAC_DENIED } from '../proxy/filters.js';
 import type { Exchange, Filter, FilterResult, LocalReply, PeerInfo } from '../proxy/filters.js';
@@ -69,7 +70,13 @@ export interface GatewayOptions {
   httpsPort: number;
   /** Optional plaintext HTTP listener. */
   httpPort?: number | null;
-  tls: { certPem: string; keyPem: string };
+  /** The HTTPS listener's certificate from files; or, instead, `dnsNames`. */
+  tls?: { certPem: string; keyPem: string };
+  /**
+   * Have the mesh CA issue the HTTPS certificate for these DNS names (normalized; each must
+   * be in the hosts of a Gateway selecting this gateway), renewed at half its lifetime.
+   */
+  dnsNames?: string[];
   adminPort?: number;
   controlPlane: { host: string; port: number };
   caPem: string;
@@ -131,6 +138,10 @@ export class GatewayServer {
   private readonly accessLog: AccessLog;
   private readonly now: () => number;
   private ownId = '';
+  private serverCert?: ServerCertClient;
+  /** Registered at the control plane on the current stream (a slice arrived since connecting). */
+  private registered = false;
+  private readonly registeredWaiters = new Set<() => void>();
   private readonly poisoned = new WeakSet<object>();
 
   constructor(private readonly o: GatewayOptions) {
@@ -158,6 +169,8 @@ export class GatewayServer {
 
   async start(): Promise<GatewayPorts> {
     const o = this.o;
+    if (!o.tls === !o.dnsNames) throw new ZtmError('ZTM_USAGE', 'the HTTPS listener needs exactly one certificate source: a certificate and key from files, or DNS names for the mesh CA to issue one for');
+    const dnsNames = o.dnsNames ? normalizeDnsNames(o.dnsNames) : undefined;
     await mkdir(o.dataDir, { recursive: true, mode: 0o700 });
     this.identity = new IdentityClient({ controlPlane: o.controlPlane, bundles: this.bundles, trustDomain: o.trustDomain ?? 'cluster.local', dataDir: o.dataDir, token: o.token, log: o.log });
     const svid = await this.identity.start();
@@ -167,7 +180,8 @@ export class GatewayServer {
 
     const L = this.limits;
     const serverOpts = { maxHeaderSize: L.maxHeaderBytes, headersTimeout: L.headersTimeoutMs, requestTimeout: L.requestTimeoutMs, keepAliveTimeout: Math.min(L.idleTimeoutMs, 5000), connectionsCheckingInterval: 500 };
-    const httpsServer = https.createServer({ ...serverOpts, cert: o.tls.certPem, key: o.tls.keyPem, ALPNProtocols: ['http/1.1'] }, (req, res) => this.onRequest(req, res, true));
+    // With --dns-names the certificate arrives after registration (below); until then handshakes fail.
+    const httpsServer = https.createServer({ ...serverOpts, ...(o.tls ? { cert: o.tls.certPem, key: o.tls.keyPem } : {}), ALPNProtocols: ['http/1.1'] }, (req, res) => this.onRequest(req, res, true));
     // Expect: 100-continue is answered by the pipeline (417 over the size limit), not automatically.
     httpsServer.on('checkContinue', (req, res) => this.onRequest(req, res, true));
     const bind = o.bindHost ?? '127.0.0.1';
@@ -190,13 +204,43 @@ export class GatewayServer {
       lastVersion: this.state?.version,
     });
     this.xds = new XdsClient({ controlPlane: o.controlPlane, controlPlaneId: this.identity.controlPlaneId, rotator: this.identity.rotator, bundles: this.bundles, registration, apply: (s) => this.apply(s), log: o.log });
+    const settle = (v: boolean) => {
+      this.registered = v;
+      if (v) for (const w of [...this.registeredWaiters]) w();
+    };
+    this.xds.on('connected', () => settle(false));
+    this.xds.on('disconnected', () => settle(false));
+    this.xds.on('applied', () => settle(true));
+    this.xds.on('rejected', () => settle(true));
     this.xds.start();
+    if (dnsNames) {
+      this.serverCert = new ServerCertClient({ dnsNames, identity: this.identity, bundles: this.bundles, trustDomain: o.trustDomain ?? 'cluster.local', dataDir: o.dataDir, log: o.log, registered: () => this.waitRegistered(10_000) });
+      await this.serverCert.start();
+      this.serverCert.rotator.attachServer(httpsServer);
+    }
 
     this.admin = http.createServer((req, res) => void this.onAdmin(req, res));
     await new Promise<void>((r) => this.admin.listen(o.adminPort ?? 15000, '127.0.0.1', () => r()));
     this.ports = { https: httpsPort, http: httpPort, admin: (this.admin.address() as AddressInfo).port, spiffeId: svid.spiffeId };
     o.log.info(this.ports, 'gateway ready');
     return this.ports;
+  }
+
+  /** Resolves once the control plane has this gateway's registration on the current stream. */
+  private waitRegistered(timeoutMs: number): Promise<void> {
+    if (this.registered) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const done = () => {
+        clearTimeout(t);
+        this.registeredWaiters.delete(done);
+        resolve();
+      };
+      const t = setTimeout(() => {
+        this.registeredWaiters.delete(done);
+        reject(new Error(`not registered at the control plane within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.registeredWaiters.add(done);
+    });
   }
 
   private listen(s: http.Server, port: number, host: string): Promise<number> {
@@ -217,6 +261,7 @@ export class GatewayServer {
 
   async stop(): Promise<void> {
     this.xds?.stop();
+    this.serverCert?.stop();
     this.identity?.stop();
     for (const r of this.redis.values()) await r.close();
     await Promise.all([
@@ -633,11 +678,24 @@ export class GatewayServer {
       ports: this.ports,
       routes: c?.routes.routes.map((r) => ({ name: r.name, hosts: r.hosts, destinations: r.destinations })) ?? [],
       rateLimitPolicies: c?.rateLimits.map((p) => `${p.metadata.namespace}/${p.metadata.name}`) ?? [],
+      serverCertificate: this.serverCertStatus(),
+    };
+  }
+
+  private serverCertStatus() {
+    if (!this.o.dnsNames) return { source: 'files' as const };
+    const cur = this.serverCert?.current();
+    return {
+      source: 'mesh-ca' as const,
+      dnsNames: this.serverCert?.dnsNames ?? this.o.dnsNames,
+      serial: cur ? parseCertificate(cur.chain[0]).serialHex : null,
+      notAfter: cur?.notAfter.toISOString() ?? null,
+      nextRenewalAt: this.serverCert?.rotator.nextRenewalAt ? new Date(this.serverCert.rotator.nextRenewalAt).toISOString() : null,
     };
   }
 
   private onAdmin(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    return serveAdmin({ registry: this.metrics.registry, state: () => this.state, hasCertificate: () => !!this.identity?.rotator.current(), status: () => this.status() }, req, res);
+    return serveAdmin({ registry: this.metrics.registry, state: () => this.state, hasCertificate: () => !!this.identity?.rotator.current() && (!this.o.dnsNames || !!this.serverCert?.current()), status: () => this.status() }, req, res);
   }
 
 }

@@ -105,8 +105,12 @@ export class IdentityClient {
     this.seed = { key, chainPem: certs.map((c) => toPem(c)).join('') };
   }
 
-  /** POST JSON to the control plane's TLS API, checking it is the control plane. */
-  private call(path: string, body: unknown, current?: CurrentSvid): Promise<{ chainPem: string; spiffeId: string }> {
+  /**
+   * POST JSON to the control plane's TLS API, checking it is the control plane; `current`
+   * is the client certificate (the SVID) for the mTLS endpoints. Resolves with the
+   * `chainPem` the answer carries.
+   */
+  call(path: string, body: unknown, current?: CurrentSvid): Promise<{ chainPem: string; spiffeId: string }> {
     const data = JSON.stringify(body);
     const ctxOpts: tls.SecureContextOptions = { ca: this.o.bundles.allRootsPem(), minVersion: 'TLSv1.2', ...(current ? { key: current.keyPem, cert: current.chainPem } : {}) };
     return new Promise((resolve, reject) => {

@@ -7,6 +7,7 @@ import { Exit } from '../context.js';
 import { ZtmError } from '../../errors.js';
 import { GatewayServer, DEFAULT_GATEWAY_LIMITS } from '../../gateway/gateway.js';
 import { parseDuration } from '../../identity/join-token.js';
+import { parseDnsNamesFlag } from '../../identity/server-cert.js';
 import { createLogger } from '../../telemetry/log.js';
 import { parseHostPort, parseKeyValues, parsePort } from '../flags.js';
 
@@ -18,6 +19,16 @@ function readPem(file: string, flag: string): string {
   }
 }
 
+/** Exactly one of `--dns-names` and `--cert-file` + `--key-file`. */
+function certificateSource(o: Record<string, string | undefined>): { tls: { certPem: string; keyPem: string } } | { dnsNames: string[] } {
+  const files = o.certFile !== undefined || o.keyFile !== undefined;
+  if (o.dnsNames !== undefined && files) throw new ZtmError('ZTM_USAGE', 'give either --dns-names or --cert-file/--key-file for the HTTPS certificate, not both');
+  if (o.dnsNames !== undefined) return { dnsNames: parseDnsNamesFlag(o.dnsNames) };
+  if (!files) throw new ZtmError('ZTM_USAGE', 'the HTTPS listener needs a certificate: --dns-names <name,...> (issued by the mesh CA) or --cert-file <pem> --key-file <pem>');
+  if (o.certFile === undefined || o.keyFile === undefined) throw new ZtmError('ZTM_USAGE', '--cert-file and --key-file go together');
+  return { tls: { certPem: readPem(o.certFile, '--cert-file'), keyPem: readPem(o.keyFile, '--key-file') } };
+}
+
 function positiveInt(v: string, flag: string): number {
   if (!/^[0-9]+$/.test(v) || Number(v) < 1) throw new ZtmError('ZTM_USAGE', `${flag} expects a positive integer, got "${v}"`);
   return Number(v);
@@ -27,8 +38,9 @@ export function registerGateway(program: Command, ctx: CliContext): void {
   program
     .command('gateway')
     .description('run the edge gateway: HTTPS listener, JWT authentication, rate limits, IP and size checks, routes into the mesh over mTLS')
-    .requiredOption('--cert-file <pem>', 'server certificate chain for the HTTPS listener (PEM)')
-    .requiredOption('--key-file <pem>', 'its private key (PEM)')
+    .option('--dns-names <name,...>', 'have the mesh CA issue the HTTPS certificate for these DNS names (each in the hosts of a Gateway selecting this gateway; renewed automatically); or use --cert-file/--key-file')
+    .option('--cert-file <pem>', 'server certificate chain for the HTTPS listener (PEM), with --key-file; or use --dns-names')
+    .option('--key-file <pem>', 'its private key (PEM)')
     .option('--https-port <port>', 'HTTPS listener (0 = any free port)', '8443')
     .option('--http-port <port>', 'optional plaintext HTTP listener')
     .option('--bind <host>', 'listener address', '127.0.0.1')
@@ -59,7 +71,7 @@ export function registerGateway(program: Command, ctx: CliContext): void {
         bindHost: o.bind,
         httpsPort: parsePort(o.httpsPort, '--https-port', true),
         httpPort: o.httpPort !== undefined ? parsePort(o.httpPort, '--http-port', true) : null,
-        tls: { certPem: readPem(o.certFile, '--cert-file'), keyPem: readPem(o.keyFile, '--key-file') },
+        ...certificateSource(o),
         adminPort: parsePort(o.adminPort, '--admin-port', true),
         controlPlane: parseHostPort(o.controlPlane, '--control-plane'),
         caPem: readPem(o.caFile, '--ca-file'),
