@@ -39,6 +39,7 @@ import { selectorMatches } from '../policy/select.js';
 import type { AuthzInput } from '../policy/request.js';
 import type { GatewayPolicy, GatewayPolicySpec, RateLimitPolicy, RequestMatch } from '../config/kinds/gateway.js';
 import { compileRoutes, hostMatches, matchRoute, type RouteMatch, type RouteTable } from './routes.js';
+import { compileHttpsRedirectHosts, httpsRedirectLocation } from './https-redirect.js';
 import { clientAddress, compileIpAccess, ipAllowed, sizeCheck, smugglingProblem, type IpAccess, type SizeLimit } from './edge.js';
 import { identifierFor, LocalLimiter, policyLimits, rateLimitHeaders, RedisLimiter, type Limiter, type Verdict } from './rate-limit.js';
 import { splitHostPort } from '../proxy/outbound.js';
@@ -101,6 +102,8 @@ const IDENTITY_HEADERS = ['x-forwarded-client-cert', 'x-ztmesh-principal', 'x-zt
 
 interface Compiled {
   routes: RouteTable;
+  /** Hosts of Gateway servers with tls.httpsRedirect: plaintext requests for them get 301 to https. */
+  httpsRedirectHosts: string[];
   ip: IpAccess;
   trustedProxies: number;
   size: SizeLimit;
@@ -110,6 +113,8 @@ interface Compiled {
 
 interface GatewayExchange extends Exchange {
   clientIp: string;
+  /** Arrived on the HTTPS listener (false: the plain HTTP one). */
+  secure: boolean;
   route?: RouteMatch;
   token?: string;
   rlHeaders?: Record<string, string>;
@@ -303,6 +308,7 @@ export class GatewayServer {
     const sizes = gp.map((p) => p.spec.requestSize?.maxBytes).filter((x): x is number => x !== undefined);
     c = {
       routes: compileRoutes(res, this.workload.labels),
+      httpsRedirectHosts: compileHttpsRedirectHosts(res, this.workload.labels),
       ip: compileIpAccess({ allow, deny }),
       trustedProxies: trusted,
       size: { maxBytes: sizes.length ? Math.min(...sizes) : null, requireContentLength: gp.some((p) => p.spec.requestSize?.requireContentLength) },
@@ -344,8 +350,14 @@ export class GatewayServer {
     name: 'route',
     onRequest: (x) => {
       const gx = x as GatewayExchange;
+      const c = this.compile(x.state);
+      if (!gx.secure) {
+        // Envoy's require_tls (Istio tls.httpsRedirect): 301 to https, path and query as received.
+        const location = httpsRedirectLocation(c.httpsRedirectHosts, String(x.req.headers.host ?? ''), x.req.url ?? '/', this.ports?.https ?? 443);
+        if (location) return { status: 301, body: '', decision: 'DENY', reason: 'https redirect (Gateway tls.httpsRedirect)', headers: { location } };
+      }
       const [host] = splitHostPort(String(x.req.headers.host ?? ''), 0);
-      const m = matchRoute(this.compile(x.state).routes, { host: host.toLowerCase(), method: x.req.method ?? 'GET', pathOnly: x.path, query: x.query, headers: x.req.headers });
+      const m = matchRoute(c.routes, { host: host.toLowerCase(), method: x.req.method ?? 'GET', pathOnly: x.path, query: x.query, headers: x.req.headers });
       if (!m) return { status: 404, body: 'no route', decision: 'DENY', reason: `no route for ${host}${x.path}` };
       gx.route = m;
       return undefined;
@@ -543,7 +555,7 @@ export class GatewayServer {
     if (req.rawHeaders.length / 2 > this.limits.maxHeaders) return early(431, 'Request Header Fields Too Large', `more than ${this.limits.maxHeaders} header fields`, true);
     if (!state) return early(503, 'no configuration yet', 'the gateway has not received its configuration');
     for (const h of IDENTITY_HEADERS) delete req.headers[h];
-    const x: GatewayExchange = { req, res, peer, state, path: '', query: '', startedAt: started, clientIp: peer.remoteAddress };
+    const x: GatewayExchange = { req, res, peer, state, path: '', query: '', startedAt: started, clientIp: peer.remoteAddress, secure };
     const r = runFilters(this.filters, x);
     if (r instanceof Promise) {
       req.pause();
