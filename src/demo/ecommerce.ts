@@ -7,13 +7,12 @@
 import http from 'node:http';
 import https from 'node:https';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LocalMesh } from '../control/launcher.js';
 import type { GatewayHandle, SidecarHandle } from '../control/launcher.js';
-import { devServerCert } from '../gateway/dev-cert.js';
 import { DemoIdp } from './idp.js';
 import { paint, renderTable, terminalWidth } from '../cli/output.js';
 import { freePort } from '../util/net.js';
@@ -189,12 +188,12 @@ spec:
     writeFileSync(join(cfg, '70-edge.yaml'), edge);
     await waitForConfig(mesh, before);
     const sc: Partial<Record<Svc, SidecarHandle>> = {};
-    mkdirSync(join(dir, 'gateway'), { recursive: true });
-    const gwCert = devServerCert(join(dir, 'gateway'), [SHOP]);
-    const gwCa = readFileSync(gwCert.certFile, 'utf8');
+    // The gateway's HTTPS certificate for shop.demo.test is issued by the mesh CA (the Gateway
+    // resource lists the host); internet clients here trust the mesh's roots.
+    const gwCa = readFileSync(cp.bundlePath, 'utf8');
     let gateway!: GatewayHandle;
     await Promise.all([
-      mesh.startGateway(gwCert).then((g) => (gateway = g)),
+      mesh.startGateway({ dnsNames: [SHOP] }).then((g) => (gateway = g)),
       ...[...SERVICES, 'web-frontend' as const].map(async (name) => {
         sc[name] = await mesh.startSidecar({
           service: name,
@@ -209,7 +208,7 @@ spec:
     ]);
     await mesh.waitInSync();
     say(`  ✓ 6 sidecars with SPIFFE identities, configuration in sync`);
-    say(`  ✓ edge gateway https://${SHOP} on 127.0.0.1:${gateway.ports.https} (identity ${gateway.ports.spiffeId})`);
+    say(`  ✓ edge gateway https://${SHOP} on 127.0.0.1:${gateway.ports.https} (identity ${gateway.ports.spiffeId}; its HTTPS certificate for ${SHOP} issued by the mesh CA)`);
     say('');
 
     const as = (svc: Svc, method: string, url: string, body?: string) => () => viaProxy(sc[svc]!.ports.outbound, method, url, body);
@@ -316,7 +315,7 @@ spec:
     w.write(`  npx ztmesh status --admin http://127.0.0.1:${cp.adminPort}\n`);
     w.write(`  curl -x http://127.0.0.1:${sc['order-service']!.ports.outbound} http://payment-service:8080/api/v1/charges -X POST\n`);
     w.write(`  npx ztmesh quarantine ${ORDER_ID} --admin http://127.0.0.1:${cp.adminPort}\n`);
-    const edgeCurl = `curl --cacert ${gwCert.certFile} --resolve ${SHOP}:${gateway.ports.https}:127.0.0.1`;
+    const edgeCurl = `curl --cacert ${cp.bundlePath} --resolve ${SHOP}:${gateway.ports.https}:127.0.0.1`;
     w.write(`  ${edgeCurl} https://${SHOP}:${gateway.ports.https}/api/v1/products/7\n`);
     w.write(`  TOKEN=$(curl -s --cacert ${idp.caFile} ${idp.tokenUrl} -d username=alice -d password=wonderland | node -pe 'JSON.parse(require("fs").readFileSync(0)).access_token')\n`);
     w.write(`  ${edgeCurl} -H "authorization: Bearer $TOKEN" https://${SHOP}:${gateway.ports.https}/api/v1/orders -d '{"product":7}'\n`);
