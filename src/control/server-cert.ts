@@ -10,7 +10,12 @@
  * certificate: it would let any selected workload mint one for any name.
  *
  * When several live registrations carry the caller's SPIFFE ID (replicas), every one of
- * them must be entitled to the names (their labels are each replica's own claim).
+ * them must be entitled to the names.
+ *
+ * Only Gateways in the caller's own namespace count (as Istio with
+ * PILOT_SCOPE_GATEWAY_TO_NAMESPACE): the namespace is attested by the caller's SVID, its
+ * labels are only its own claim at registration, so a workload elsewhere that registers with
+ * `istio: ingressgateway` cannot mint certificates for the edge's hosts.
  */
 import { gatewayServerHosts, gatewaysSelecting, hostMatches } from '../gateway/routes.js';
 
@@ -46,10 +51,12 @@ export function authorizeServerCertificate(resources: readonly { kind: string }[
   }
   const coveredBy: Record<string, string> = {};
   for (const w of workloads) {
-    const gws = gatewaysSelecting(resources, w.labels);
+    const selecting = gatewaysSelecting(resources, w.labels);
+    const gws = selecting.filter((g) => g.metadata.namespace === w.namespace);
     const labels = Object.entries(w.labels).map(([k, v]) => `${k}=${v}`).join(',');
     if (gws.length === 0) {
-      return { ok: false, status: 403, name: names[0], error: `no Gateway selects workload ${w.id} (labels ${labels || 'none'}): it may not get a certificate for ${names[0]}` };
+      const elsewhere = selecting.length ? `; Gateways in other namespaces (${selecting.map((g) => `${g.metadata.namespace}/${g.metadata.name}`).join(', ')}) grant certificates only to workloads in their own namespace` : '';
+      return { ok: false, status: 403, name: names[0], error: `no Gateway in namespace ${w.namespace} selects workload ${w.id} (labels ${labels || 'none'}): it may not get a certificate for ${names[0]}${elsewhere}` };
     }
     for (const name of names) {
       let by: string | undefined;

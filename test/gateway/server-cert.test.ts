@@ -76,7 +76,13 @@ test('Gateway host coverage: exact, ns/host, "*.suffix" one label only, wildcard
   assert.ok(!authorizeServerCertificate([gateway('all', { istio: 'ingressgateway' }, ['istio-system/*'])], GW_ID, [edge], ['a.example.org']).ok);
   // No Gateway selects the workload; no registration at all; an empty selector selects nothing.
   const api = { id: 'shop/api@127.0.0.1:1', namespace: 'shop', labels: { app: 'api' } };
-  assert.match((authorizeServerCertificate(res, id('shop', 'api'), [api], ['shop.example.test']) as { error: string }).error, /no Gateway selects workload shop\/api/);
+  assert.match((authorizeServerCertificate(res, id('shop', 'api'), [api], ['shop.example.test']) as { error: string }).error, /no Gateway in namespace shop selects workload shop\/api/);
+  // Labels are the workload's own claim; its namespace is attested by its SVID: a workload in
+  // another namespace registered with istio=ingressgateway is not entitled to the edge's names.
+  const impostor = { id: 'shop/api@127.0.0.1:2', namespace: 'shop', labels: { istio: 'ingressgateway' } };
+  const imp = authorizeServerCertificate(res, id('shop', 'api'), [impostor], ['shop.example.test']);
+  assert.ok(!imp.ok);
+  assert.match(imp.error, /Gateways in other namespaces \(istio-system\/edge\) grant certificates only to workloads in their own namespace/);
   assert.match((authorizeServerCertificate(res, GW_ID, [], ['shop.example.test']) as { error: string }).error, /has no registered workload/);
   assert.ok(!authorizeServerCertificate([gateway('x', {}, ['shop.example.test'])], GW_ID, [edge], ['shop.example.test']).ok);
   // Replicas under one identity: every one of them must be entitled.
@@ -321,7 +327,7 @@ describe('gateway --dns-names: the HTTPS certificate from the mesh CA', () => {
     // A registered workload that no Gateway selects (the api sidecar, app=api).
     const apiCaller = await signServer(mesh, svidOf(api.dataDir), ['shop.example.test']);
     assert.equal(apiCaller.status, 403);
-    assert.match(apiCaller.body.error, /no Gateway selects workload shop\/api@/);
+    assert.match(apiCaller.body.error, /no Gateway in namespace shop selects workload shop\/api@/);
     // A valid SVID with no registration behind it.
     const nobody = await signServer(mesh, await meshSvid(mesh, id('istio-system', 'nobody')), ['shop.example.test']);
     assert.equal(nobody.status, 403);
