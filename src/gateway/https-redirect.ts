@@ -12,20 +12,15 @@
  *
  * Pure; the hosts are compiled once per configuration.
  */
-import type { Gateway } from '../config/types.js';
-import { selectorMatches } from '../policy/select.js';
-import { hostMatches } from './routes.js';
+import { gatewaysSelecting, hostMatches, serverHostName } from './routes.js';
 
 /** The hosts (`*`, `*.suffix`, exact; namespace part removed) of every server with `tls.httpsRedirect: true` of the Gateways selecting `labels`. */
 export function compileHttpsRedirectHosts(resources: readonly { kind: string }[], labels: Record<string, string>): string[] {
   const hosts = new Set<string>();
-  for (const r of resources) {
-    if (r.kind !== 'Gateway') continue;
-    const g = r as Gateway;
-    if (!g.spec.selector || Object.keys(g.spec.selector).length === 0 || !selectorMatches(g.spec.selector, labels)) continue;
+  for (const g of gatewaysSelecting(resources, labels)) {
     for (const s of g.spec.servers as { hosts?: string[]; tls?: { httpsRedirect?: boolean } }[]) {
       if (s.tls?.httpsRedirect !== true) continue;
-      for (const h of s.hosts ?? []) hosts.add((h.includes('/') ? h.slice(h.indexOf('/') + 1) : h).toLowerCase());
+      for (const h of s.hosts ?? []) hosts.add(serverHostName(h).toLowerCase());
     }
   }
   return [...hosts];
