@@ -6,8 +6,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
+import { startRedisServer, type RedisServer } from '../redis-server.js';
 import { Redis } from 'ioredis';
 import { LocalLimiter, periodAt, previousWeight, rateLimitHeaders, RedisLimiter, type Limiter } from '../../src/gateway/rate-limit.js';
 import type { RateLimitWindow } from '../../src/config/kinds/gateway.js';
@@ -15,31 +14,19 @@ import type { RateLimitWindow } from '../../src/config/kinds/gateway.js';
 const DAY = 86_400_000;
 const utc = (y: number, m: number, d: number, h = 0, min = 0, s = 0) => Date.UTC(y, m - 1, d, h, min, s);
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
 
-let redisProc: ChildProcess;
+let redisServer: RedisServer;
 let client: Redis;
 
 before(async () => {
-  const port = await freePort();
-  redisProc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  client = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 1, retryStrategy: () => 50 });
-  for (let i = 0; i < 100; i++) {
-    if (await client.ping().then(() => true, () => false)) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('redis-server did not start');
+  redisServer = await startRedisServer();
+  client = new Redis({ host: '127.0.0.1', port: redisServer.port, maxRetriesPerRequest: 1, retryStrategy: () => 50 });
+  await client.ping();
 });
 
 after(async () => {
   client?.disconnect();
-  redisProc?.kill('SIGKILL');
+  redisServer?.stop();
 });
 
 describe('calendar periods (UTC)', () => {

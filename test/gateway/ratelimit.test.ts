@@ -6,19 +6,12 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
+import { freePort } from '../../src/util/net.js';
+import { startRedisServer, type RedisServer } from '../redis-server.js';
 import { baseConfig, gatewayMetrics, gw, startGatewayMesh, stopGatewayMesh, type GatewayMesh } from './harness.js';
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
 
-let redis: ChildProcess;
+let redis: RedisServer;
 let redisPort = 0;
 let m: GatewayMesh;
 
@@ -51,26 +44,15 @@ spec:
 }
 
 before(async () => {
-  redisPort = await freePort();
+  redis = await startRedisServer();
+  redisPort = redis.port;
   const deadPort = await freePort();
-  redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  for (let i = 0; i < 100; i++) {
-    const ok = await new Promise<boolean>((r) => {
-      const s = net.connect(redisPort, '127.0.0.1', () => {
-        s.end();
-        r(true);
-      });
-      s.on('error', () => r(false));
-    });
-    if (ok) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
   m = await startGatewayMesh('ratelimit', policies(redisPort, deadPort), { gateways: 2 });
 });
 
 after(async () => {
   await stopGatewayMesh(m);
-  redis?.kill('SIGKILL');
+  redis?.stop();
 });
 
 const key = () => `k-${Math.random().toString(36).slice(2)}`;
