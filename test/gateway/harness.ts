@@ -51,8 +51,11 @@ export class TestIdp {
 
 export const b64 = (v: unknown) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
 
-/** The mesh's routing config: Gateway, VirtualService, STRICT mTLS for shop, api allows the gateway. */
-export function baseConfig(extra = ''): string {
+/**
+ * The mesh's routing config: Gateway (`gatewayHosts`, default every host), VirtualService
+ * (`vsHosts`, default the shop's host), STRICT mTLS for shop, api allows the gateway.
+ */
+export function baseConfig(extra = '', o: { gatewayHosts?: string[]; vsHosts?: string[] } = {}): string {
   return `apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: {name: edge, namespace: istio-system}
@@ -60,13 +63,13 @@ spec:
   selector: {istio: ingressgateway}
   servers:
   - port: {number: 8443, protocol: HTTPS, name: https}
-    hosts: ["*"]
+    hosts: ${JSON.stringify(o.gatewayHosts ?? ['*'])}
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: shop, namespace: shop}
 spec:
-  hosts: ["${HOST}"]
+  hosts: ${JSON.stringify(o.vsHosts ?? [HOST])}
   gateways: ["istio-system/edge"]
   http:
   - match: [{uri: {prefix: /api/}}]

@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { normalizeDnsName, normalizeDnsNames, buildCsr, toPem, pemCertificates, parseCertificate, verifySvidChain, BundleSet, loadCa, checkCsr, createRootCa, createIntermediateCa, CertificateAuthority } from '../../src/identity/index.js';
 import { authorizeServerCertificate, hostCoversCertName } from '../../src/control/server-cert.js';
 import { ZtmError } from '../../src/errors.js';
-import { App, LocalMesh, SERVICE_PORT, configDir, id, logsOf, meshSvid, runCliAsync, sleep, tempDir, teardown, waitFor, writeConfig, type GatewayHandle, type SidecarHandle } from './harness.js';
+import { App, LocalMesh, SERVICE_PORT, baseConfig, configDir, id, logsOf, meshSvid, runCliAsync, sleep, tempDir, teardown, waitFor, writeConfig, type GatewayHandle, type SidecarHandle } from './harness.js';
 
 const NAMES = ['shop.example.test', 'api.example.test'];
 
@@ -95,16 +95,10 @@ test('Gateway host coverage: exact, ns/host, "*.suffix" one label only, wildcard
 
 const TTL = '12s';
 
+/** The edge Gateway lists the names a certificate may carry; another Gateway selects other workloads. */
 function config(): string {
-  return `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: edge, namespace: istio-system}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 8443, protocol: HTTPS, name: https}
-    hosts: ["shop.example.test", "istio-system/api.example.test", "*.cdn.example.test"]
----
+  return baseConfig(
+    `---
 apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: {name: internal, namespace: shop}
@@ -113,31 +107,9 @@ spec:
   servers:
   - port: {number: 443, protocol: HTTPS, name: https}
     hosts: ["internal.example.test"]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: shop, namespace: shop}
-spec:
-  hosts: ["shop.example.test", "api.example.test"]
-  gateways: ["istio-system/edge"]
-  http:
-  - match: [{uri: {prefix: /api/}}]
-    route: [{destination: {host: api.shop.svc.cluster.local, port: {number: ${SERVICE_PORT}}}}]
----
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default, namespace: shop}
-spec: {mtls: {mode: STRICT}}
----
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: api-from-gateway, namespace: shop}
-spec:
-  selector: {matchLabels: {app: api}}
-  action: ALLOW
-  rules:
-  - from: [{source: {principals: ["cluster.local/ns/istio-system/sa/ingress-gateway"]}}]
-`;
+`,
+    { gatewayHosts: ['shop.example.test', 'istio-system/api.example.test', '*.cdn.example.test'], vsHosts: ['shop.example.test', 'api.example.test'] },
+  );
 }
 
 interface Served {
