@@ -8,10 +8,9 @@
  * Certificate and key are kept in `<data-dir>/server-cert.pem` (0600): a restart while the
  * control plane is away keeps serving on a still-valid certificate (fail-static).
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createPrivateKey, createPublicKey, generateKeyPair, type KeyObject } from 'node:crypto';
-import { SvidRotator, pemCertificates, parseCertificate, toPem, verifyServerCertChain } from '../identity/index.js';
+import { generateKeyPair, type KeyObject } from 'node:crypto';
+import { SvidRotator, loadPersistedCredential, parseCertificate, toPem, verifyServerCertChain } from '../identity/index.js';
 import type { BundleSet, CurrentSvid } from '../identity/index.js';
 import { writeFileAtomic } from '../identity/ca.js';
 import { ZtmError } from '../errors.js';
@@ -95,24 +94,8 @@ export class ServerCertClient {
   }
 
   private async loadPersisted(): Promise<void> {
-    let text: string;
-    try {
-      text = await readFile(this.path(), 'utf8');
-    } catch {
-      return;
-    }
-    const certs = pemCertificates(text);
-    const keyPem = /-----BEGIN PRIVATE KEY-----[\s\S]+?-----END PRIVATE KEY-----\n?/.exec(text)?.[0];
-    const v = verifyServerCertChain(certs, this.o.bundles, this.o.trustDomain, Date.now(), this.o.dnsNames);
-    if (!v.ok || !keyPem) {
-      this.o.log.warn({ reason: v.ok ? 'no private key' : `${v.reason}: ${v.detail}` }, 'the persisted server certificate is not usable; requesting a new one');
-      return;
-    }
-    const key = createPrivateKey(keyPem);
-    if (!parseCertificate(certs[0]).spki.equals(createPublicKey(key).export({ type: 'spki', format: 'der' }))) {
-      this.o.log.warn('the persisted server key does not match its certificate; requesting a new one');
-      return;
-    }
-    this.seed = { key, chainPem: certs.map((c) => toPem(c)).join('') };
+    const r = await loadPersistedCredential(this.path(), (certs) => verifyServerCertChain(certs, this.o.bundles, this.o.trustDomain, Date.now(), this.o.dnsNames));
+    if (r && 'unusable' in r) this.o.log.warn({ reason: r.unusable }, 'the persisted server certificate is not usable; requesting a new one');
+    else if (r) this.seed = r;
   }
 }

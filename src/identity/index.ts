@@ -74,7 +74,7 @@ export { TlsSessionIdentities, type SessionOffer } from './tls-session.js';
 
 export { BundleSet, certFingerprint, spiffeBundleDocument, parseSpiffeBundle, type TrustBundle, type BundleSource, type JwtAuthority, type SpiffeBundleDocument } from './bundle.js';
 
-export { SvidRotator, systemClock, type Clock, type CurrentSvid, type SvidIssuer, type IssueRequest, type RotatorOptions } from './rotation.js';
+export { SvidRotator, systemClock, loadPersistedCredential, type Clock, type CurrentSvid, type SvidIssuer, type IssueRequest, type RotatorOptions } from './rotation.js';
 
 export {
   parseCompactJws,

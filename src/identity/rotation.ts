@@ -6,12 +6,13 @@
  * are injected so tests are exact.
  */
 import { EventEmitter } from 'node:events';
-import { generateKeyPair, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPair, type KeyObject } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import tls from 'node:tls';
 import { ZtmError } from '../errors.js';
 import type { BundleSet } from './bundle.js';
 import { verifySvidChain } from './verify.js';
-import { buildCsr, pemCertificates, spkiDer, parseCertificate } from './x509.js';
+import { buildCsr, pemCertificates, spkiDer, parseCertificate, toPem } from './x509.js';
 
 export interface Clock {
   now(): number;
@@ -281,4 +282,29 @@ export class SvidRotator extends EventEmitter<RotatorEvents> {
       Math.max(0, s.notAfter.getTime() - this.o.clock.now() + 1),
     );
   }
+}
+
+/**
+ * A certificate chain and its private key kept in one PEM file (fail-static restarts): read
+ * back, checked with `verify` and for a key that matches the leaf. Returns the seed a
+ * rotator can start from, null when there is no file, or the reason it is not usable.
+ */
+export async function loadPersistedCredential(
+  file: string,
+  verify: (chain: Buffer[]) => { ok: true } | { ok: false; reason: string; detail?: string },
+): Promise<{ key: KeyObject; chainPem: string } | { unusable: string } | null> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    return null;
+  }
+  const certs = pemCertificates(text);
+  const keyPem = /-----BEGIN PRIVATE KEY-----[\s\S]+?-----END PRIVATE KEY-----\n?/.exec(text)?.[0];
+  const v = verify(certs);
+  if (!v.ok) return { unusable: v.detail ? `${v.reason}: ${v.detail}` : v.reason };
+  if (!keyPem) return { unusable: 'no private key' };
+  const key = createPrivateKey(keyPem);
+  if (!parseCertificate(certs[0]).spki.equals(createPublicKey(key).export({ type: 'spki', format: 'der' }))) return { unusable: 'the private key does not match the certificate' };
+  return { key, chainPem: certs.map((c) => toPem(c)).join('') };
 }

@@ -4,12 +4,10 @@
  */
 import https from 'node:https';
 import tls from 'node:tls';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
-import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { ZtmError } from '../errors.js';
-import { BundleSet, SvidRotator, parseCertificate, pemCertificates, toPem, verifySvidChain, workloadSpiffeId } from '../identity/index.js';
+import { BundleSet, SvidRotator, loadPersistedCredential, toPem, verifySvidChain, workloadSpiffeId } from '../identity/index.js';
 import type { CurrentSvid } from '../identity/index.js';
 import { writeFileAtomic } from '../identity/ca.js';
 import { CONTROL_PLANE_SA } from '../control/protocol.js';
@@ -83,26 +81,9 @@ export class IdentityClient {
   }
 
   private async loadPersisted(): Promise<void> {
-    let text: string;
-    try {
-      text = await readFile(this.path(), 'utf8');
-    } catch {
-      return;
-    }
-    const certs = pemCertificates(text);
-    const keyPem = /-----BEGIN PRIVATE KEY-----[\s\S]+?-----END PRIVATE KEY-----\n?/.exec(text)?.[0];
-    const v = verifySvidChain(certs, this.o.bundles);
-    if (!v.ok || !keyPem) {
-      this.o.log.warn({ reason: v.ok ? 'no private key' : v.reason }, 'the persisted certificate is not usable; requesting a new one');
-      return;
-    }
-    const key = createPrivateKey(keyPem);
-    const spki = createPublicKey(key).export({ type: 'spki', format: 'der' });
-    if (!parseCertificate(certs[0]).spki.equals(spki)) {
-      this.o.log.warn('the persisted key does not match its certificate; requesting a new one');
-      return;
-    }
-    this.seed = { key, chainPem: certs.map((c) => toPem(c)).join('') };
+    const r = await loadPersistedCredential(this.path(), (certs) => verifySvidChain(certs, this.o.bundles));
+    if (r && 'unusable' in r) this.o.log.warn({ reason: r.unusable }, 'the persisted certificate is not usable; requesting a new one');
+    else if (r) this.seed = r;
   }
 
   /**
