@@ -207,8 +207,7 @@ export class InboundListener {
   private log(req: http.IncomingMessage, peer: PeerInfo, x: Pick<Exchange, 'path' | 'decision'>, status: number, started: number, decision: 'ALLOW' | 'DENY' | 'ERROR', policy: string | null, reason?: string): void {
     const ms = performance.now() - started;
     const src = peer.spiffeId ?? 'unknown';
-    this.o.metrics.requests.inc({ direction: 'inbound', source_principal: src, destination_principal: this.ownId, response_code: String(status), decision });
-    this.o.metrics.duration.observe({ direction: 'inbound', source_principal: src, destination_principal: this.ownId, decision }, ms / 1000);
+    this.o.metrics.request('inbound', src, this.ownId, status, decision, ms / 1000);
     if (this.o.accessLog.enabled) this.o.accessLog.write({
       time: new Date().toISOString(),
       direction: 'inbound',

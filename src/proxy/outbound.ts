@@ -273,8 +273,7 @@ export class OutboundProxy {
   private log(req: http.IncomingMessage, started: number, status: number, dst: string | null, upstream: string | null, decision: 'ALLOW' | 'DENY' | 'ERROR' | 'EGRESS', path: string, reason?: string): void {
     const ms = performance.now() - started;
     const d = decision === 'EGRESS' ? 'ALLOW' : decision;
-    this.o.metrics.requests.inc({ direction: 'outbound', source_principal: this.ownId, destination_principal: dst ?? 'external', response_code: String(status), decision: d });
-    this.o.metrics.duration.observe({ direction: 'outbound', source_principal: this.ownId, destination_principal: dst ?? 'external', decision: d }, ms / 1000);
+    this.o.metrics.request('outbound', this.ownId, dst ?? 'external', status, d, ms / 1000);
     if (this.o.accessLog.enabled) this.o.accessLog.write({
       time: new Date().toISOString(),
       direction: 'outbound',
