@@ -17,6 +17,7 @@ import type { AccessLog } from '../telemetry/access-log.js';
 import type { ProxyMetrics } from '../telemetry/metrics.js';
 import type { Logger } from '../telemetry/log.js';
 import { forwardHeaders } from './hop.js';
+import { forwardBody } from './forward-body.js';
 import { egressFor } from './state.js';
 import type { ProxyState } from './state.js';
 import { PeerIdentityError, spiffeServerCheck } from './tls.js';
@@ -216,7 +217,7 @@ export class OutboundProxy {
       }
       res.destroy();
     });
-    req.pipe(up);
+    forwardBody(req, up);
   }
 
   private toPlain(req: http.IncomingMessage, res: http.ServerResponse, started: number, t: Target, dest: { host: string; port: number }, via: string): void {

@@ -1,0 +1,90 @@
+/** Forwarding between hops: header hygiene (forwardHeaders) and body streaming (forwardBody). */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { forwardHeaders } from '../../src/proxy/hop.js';
+import { forwardBody } from '../../src/proxy/forward-body.js';
+
+test('forwardHeaders drops hop-by-hop headers, those named in Connection, and the drop set', () => {
+  const h = { host: 'a', connection: 'keep-alive', 'keep-alive': 'timeout=5', te: 'trailers', 'x-a': '1', 'set-cookie': ['a=1', 'b=2'], 'x-forwarded-client-cert': 'forged' };
+  assert.deepEqual(forwardHeaders(h, new Set(['x-forwarded-client-cert'])), { host: 'a', 'x-a': '1', 'set-cookie': ['a=1', 'b=2'] });
+  assert.deepEqual(forwardHeaders({ connection: 'close', 'x-a': '1' }), { 'x-a': '1' });
+  assert.deepEqual(forwardHeaders({ connection: 'Keep-Alive, X-Secret ,x-other', 'x-secret': 's', 'x-other': 'o', 'x-a': '1' }), { 'x-a': '1' });
+  assert.deepEqual(forwardHeaders({ connection: 'x-secret', 'x-secret': 's', 'x-a': '1' }), { 'x-a': '1' });
+  assert.deepEqual(forwardHeaders({ 'x-a': '1', 'proxy-authorization': 'p', upgrade: 'websocket', trailer: 'x' }), { 'x-a': '1' });
+});
+
+/** A proxy hop using forwardBody in front of an echo server; returns what the echo server received. */
+async function viaHop<T>(run: (port: number) => Promise<T>): Promise<{ result: T; received: { method: string; body: string; length?: string; te?: string }[] }> {
+  const received: { method: string; body: string; length?: string; te?: string }[] = [];
+  const echo = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString();
+      received.push({ method: req.method ?? '', body, length: req.headers['content-length'], te: req.headers['transfer-encoding'] });
+      res.end(`got ${body.length}`);
+    });
+  });
+  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', () => r()));
+  const hop = http.createServer((req, res) => {
+    const up = http.request({ host: '127.0.0.1', port: (echo.address() as AddressInfo).port, method: req.method, path: req.url, headers: forwardHeaders(req.headers) }, (ur) => {
+      res.writeHead(ur.statusCode ?? 502, forwardHeaders(ur.headers));
+      ur.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    forwardBody(req, up);
+  });
+  await new Promise<void>((r) => hop.listen(0, '127.0.0.1', () => r()));
+  try {
+    return { result: await run((hop.address() as AddressInfo).port), received };
+  } finally {
+    hop.closeAllConnections();
+    echo.closeAllConnections();
+    await Promise.all([new Promise((r) => hop.close(r)), new Promise((r) => echo.close(r))]);
+  }
+}
+
+function send(port: number, method: string, headers: http.OutgoingHttpHeaders, chunks: (string | Buffer)[]): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path: '/x', headers, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    // Chunks written on separate turns so the hop sees them as separate reads.
+    let i = 0;
+    const next = () => {
+      if (i === chunks.length) return req.end();
+      req.write(chunks[i++]);
+      setImmediate(next);
+    };
+    next();
+  });
+}
+
+test('forwardBody forwards Content-Length bodies (one chunk or many), chunked bodies, large bodies and no body', async () => {
+  const big = Buffer.alloc(3 * 1024 * 1024, 0x61); // more than the sockets buffer: backpressure
+  const { result, received } = await viaHop(async (port) => [
+    await send(port, 'POST', { 'content-length': 5 }, ['hello']),
+    await send(port, 'POST', { 'content-length': 11 }, ['hello', ' ', 'world']),
+    await send(port, 'POST', {}, ['chunked', ' body']),
+    await send(port, 'PUT', { 'content-length': big.length }, [big]),
+    await send(port, 'GET', {}, []),
+    await send(port, 'POST', { 'content-length': 0 }, []),
+  ]);
+  assert.deepEqual(result.map((r) => r.body), ['got 5', 'got 11', 'got 12', `got ${big.length}`, 'got 0', 'got 0']);
+  assert.deepEqual(received.map((r) => [r.method, r.body.length, r.length, r.te]), [
+    ['POST', 5, '5', undefined],
+    ['POST', 11, '11', undefined],
+    ['POST', 12, undefined, 'chunked'],
+    ['PUT', big.length, String(big.length), undefined],
+    ['GET', 0, undefined, undefined],
+    ['POST', 0, '0', undefined],
+  ]);
+  assert.equal(received[1].body, 'hello world');
+  assert.equal(received[3].body, big.toString());
+});
