@@ -43,6 +43,22 @@ interface Target {
 }
 
 const DROP_OUTBOUND = new Set(['x-forwarded-client-cert', 'proxy-authorization']);
+const ALPN = ['http/1.1'];
+
+/** What a request to one mesh service needs, built once per service per applied configuration. */
+interface MeshService {
+  name: string;
+  /** Secure naming: the server must present an SVID with one of the service's identities. */
+  checkServerIdentity: ReturnType<typeof spiffeServerCheck>;
+  ids: string;
+}
+
+/** An endpoint's pool and the key of its in-flight count, resolved once per endpoint object. */
+interface MeshEndpoint {
+  key: string;
+  ids: string;
+  agent: https.Agent;
+}
 
 export class OutboundProxy {
   private readonly servers: net.Server[] = [];
@@ -50,6 +66,8 @@ export class OutboundProxy {
   private readonly plainAgent = new http.Agent({ keepAlive: true, maxSockets: 256 });
   private readonly active = new Map<string, number>();
   private readonly rr = new Map<string, number>();
+  private readonly meshServices = new WeakMap<ServiceInfo, MeshService>();
+  private readonly meshEndpoints = new WeakMap<EndpointInfo, MeshEndpoint>();
   private ownId = '';
 
   constructor(private readonly o: OutboundOptions) {}
@@ -62,7 +80,9 @@ export class OutboundProxy {
     this.servers.push(main);
     const ups: Record<string, number> = {};
     for (const [p, hostName] of Object.entries(this.o.upstreams ?? {})) {
-      const s = http.createServer((req, res) => this.onRequest(req, res, hostName));
+      const [h, hp] = splitHostPort(hostName, 80);
+      const fixed = { host: h, port: hp };
+      const s = http.createServer((req, res) => this.onRequest(req, res, fixed));
       s.on('clientError', (_e, sock) => sock.destroy());
       ups[hostName] = await listenOn(s, Number(p), this.o.host);
       this.servers.push(s);
@@ -76,12 +96,9 @@ export class OutboundProxy {
     await Promise.all(this.servers.map((s) => new Promise<void>((r) => { (s as http.Server).closeAllConnections?.(); s.close(() => r()); })));
   }
 
-  private target(req: http.IncomingMessage, fixedHost: string | null): Target | string {
+  private target(req: http.IncomingMessage, fixedHost: { host: string; port: number } | null): Target | string {
     const url = req.url ?? '/';
-    if (fixedHost) {
-      const [h, p] = splitHostPort(fixedHost, 80);
-      return { host: h, port: p, path: url };
-    }
+    if (fixedHost) return { host: fixedHost.host, port: fixedHost.port, path: url };
     if (/^https?:\/\//i.test(url)) {
       let u: URL;
       try {
@@ -98,7 +115,7 @@ export class OutboundProxy {
     return { host: h.toLowerCase(), port: p, path: url };
   }
 
-  private onRequest(req: http.IncomingMessage, res: http.ServerResponse, fixedHost: string | null): void {
+  private onRequest(req: http.IncomingMessage, res: http.ServerResponse, fixedHost: { host: string; port: number } | null): void {
     const started = performance.now();
     const t = this.target(req, fixedHost);
     if (typeof t === 'string') return this.reply(req, res, started, 400, t, null, 'ERROR');
@@ -140,9 +157,31 @@ export class OutboundProxy {
     return (this.active.get(epKey(a)) ?? 0) <= (this.active.get(epKey(b)) ?? 0) ? a : b;
   }
 
-  private agentFor(svc: ServiceInfo, ep: EndpointInfo): https.Agent {
-    const ids = svc.spiffeIds.join(',');
-    const key = `${epKey(ep)}|${ids}`;
+  private meshService(svc: ServiceInfo): MeshService {
+    let m = this.meshServices.get(svc);
+    if (!m) {
+      const name = `${svc.name}.${svc.namespace}`;
+      const allowed = new Set(svc.spiffeIds);
+      m = { name, ids: svc.spiffeIds.join(','), checkServerIdentity: spiffeServerCheck(this.o.bundles, (id) => allowed.has(id), `an identity of ${name} (${svc.spiffeIds.join(', ')})`) };
+      this.meshServices.set(svc, m);
+    }
+    return m;
+  }
+
+  private meshEndpoint(ep: EndpointInfo, ids: string): MeshEndpoint {
+    let e = this.meshEndpoints.get(ep);
+    // An endpoint object belongs to one service of one slice, so its identity set is fixed;
+    // the check keeps a stale entry from ever pairing a pool with other identities.
+    if (!e || e.ids !== ids) {
+      const key = epKey(ep);
+      e = { key, ids, agent: this.agentFor(key, ids) };
+      this.meshEndpoints.set(ep, e);
+    }
+    return e;
+  }
+
+  private agentFor(endpoint: string, ids: string): https.Agent {
+    const key = `${endpoint}|${ids}`;
     let a = this.agents.get(key);
     if (!a) {
       // One agent per endpoint and identity set: connections are pooled, and TLS sessions
@@ -165,7 +204,8 @@ export class OutboundProxy {
 
   private toMesh(req: http.IncomingMessage, res: http.ServerResponse, started: number, svc: ServiceInfo, t: Target): void {
     const ep = this.pick(svc);
-    const name = `${svc.name}.${svc.namespace}`;
+    const ms = this.meshService(svc);
+    const name = ms.name;
     if (!ep) return this.reply(req, res, started, 503, `no healthy endpoints for ${name}`, null, 'ERROR');
     let ctx: tls.SecureContext;
     try {
@@ -173,11 +213,11 @@ export class OutboundProxy {
     } catch {
       return this.reply(req, res, started, 503, 'the sidecar has no certificate yet', null, 'ERROR');
     }
-    const allowed = new Set(svc.spiffeIds);
+    const me = this.meshEndpoint(ep, ms.ids);
     const headers = forwardHeaders(req.headers, DROP_OUTBOUND);
     headers.host = req.headers.host ?? t.host;
     if (!headers['x-request-id']) headers['x-request-id'] = randomUUID();
-    const k = epKey(ep);
+    const k = me.key;
     this.active.set(k, (this.active.get(k) ?? 0) + 1);
     let done = false;
     const release = () => {
@@ -191,10 +231,10 @@ export class OutboundProxy {
       method: req.method,
       path: t.path,
       headers,
-      agent: this.agentFor(svc, ep),
+      agent: me.agent,
       secureContext: ctx,
-      ALPNProtocols: ['http/1.1'],
-      checkServerIdentity: spiffeServerCheck(this.o.bundles, (id) => allowed.has(id), `an identity of ${name} (${svc.spiffeIds.join(', ')})`),
+      ALPNProtocols: ALPN,
+      checkServerIdentity: ms.checkServerIdentity,
       timeout: this.o.connectTimeoutMs ?? 10_000,
     };
     const up = https.request(opts, (ur) => {
