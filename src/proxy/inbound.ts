@@ -68,7 +68,9 @@ export class InboundListener {
       this.o.log.debug({ err: e.message }, 'inbound TLS handshake failed');
       t.destroy();
     });
-    this.server = net.createServer((socket) => this.onConnection(socket));
+    // TCP_NODELAY as node:http servers set it: a net.Server does not, and these sockets carry
+    // request/response traffic whose small TLS records must not wait for an ACK.
+    this.server = net.createServer({ noDelay: true }, (socket) => this.onConnection(socket));
   }
 
   listen(): Promise<number> {
