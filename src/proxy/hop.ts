@@ -32,3 +32,40 @@ function connectionNamed(c: string | undefined): Set<string> | null {
   }
   return named;
 }
+
+/**
+ * Headers node:http keeps only the first of when it builds `message.headers` (the others it
+ * joins, `set-cookie` it lists); forwardRawHeaders drops the repeats of these the same way.
+ */
+const FIRST_ONLY = new Map(
+  ['age', 'authorization', 'content-length', 'content-type', 'etag', 'expires', 'from', 'host', 'if-modified-since', 'if-unmodified-since', 'last-modified', 'location', 'max-forwards', 'proxy-authorization', 'referer', 'retry-after', 'server', 'user-agent'].map((h, i) => [h, 1 << i]),
+);
+
+/**
+ * As forwardHeaders, from `message.rawHeaders` into the flat `[name, value, …]` list that
+ * `writeHead` takes: the same headers with lower-case names (repeated ones as separate lines,
+ * which HTTP defines as equivalent to the joined value), without building `message.headers`
+ * (node:http builds it lazily, on first access) or an intermediate object.
+ */
+export function forwardRawHeaders(raw: readonly string[], drop: ReadonlySet<string> = NOTHING): string[] {
+  let named: Set<string> | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].length === 10 && raw[i].toLowerCase() === 'connection') {
+      const n = connectionNamed(raw[i + 1]);
+      if (n) for (const h of n) (named ??= new Set()).add(h);
+    }
+  }
+  const out: string[] = [];
+  let seen = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i].toLowerCase();
+    if (HOP_BY_HOP.has(k) || drop.has(k) || (named !== null && named.has(k))) continue;
+    const bit = FIRST_ONLY.get(k);
+    if (bit !== undefined) {
+      if (seen & bit) continue;
+      seen |= bit;
+    }
+    out.push(k, raw[i + 1]);
+  }
+  return out;
+}

@@ -17,7 +17,7 @@ import type { ProxyMetrics } from '../telemetry/metrics.js';
 import type { Logger } from '../telemetry/log.js';
 import { runFilters } from './filters.js';
 import type { Exchange, Filter, LocalReply, PeerInfo } from './filters.js';
-import { forwardHeaders } from './hop.js';
+import { forwardHeaders, forwardRawHeaders } from './hop.js';
 import type { ProxyState } from './state.js';
 
 export interface InboundOptions {
@@ -185,7 +185,7 @@ export class InboundListener {
     const upstream = http.request(
       { host: this.o.app.host, port: this.o.app.port, method: req.method, path: x.path + x.query, headers, agent: this.agent },
       (ur) => {
-        res.writeHead(ur.statusCode ?? 502, ur.statusMessage, forwardHeaders(ur.headers));
+        res.writeHead(ur.statusCode ?? 502, ur.statusMessage, forwardRawHeaders(ur.rawHeaders));
         ur.pipe(res);
         ur.on('error', () => res.destroy());
         res.on('finish', () => this.log(req, peer, x, ur.statusCode ?? 0, started, 'ALLOW', null));

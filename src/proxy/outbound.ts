@@ -16,7 +16,7 @@ import type { ServiceEntrySpec } from '../config/types.js';
 import type { AccessLog } from '../telemetry/access-log.js';
 import type { ProxyMetrics } from '../telemetry/metrics.js';
 import type { Logger } from '../telemetry/log.js';
-import { forwardHeaders } from './hop.js';
+import { forwardHeaders, forwardRawHeaders } from './hop.js';
 import { forwardBody } from './forward-body.js';
 import { egressFor } from './state.js';
 import type { ProxyState } from './state.js';
@@ -238,7 +238,7 @@ export class OutboundProxy {
       timeout: this.o.connectTimeoutMs ?? 10_000,
     };
     const up = https.request(opts, (ur) => {
-      res.writeHead(ur.statusCode ?? 502, ur.statusMessage, forwardHeaders(ur.headers));
+      res.writeHead(ur.statusCode ?? 502, ur.statusMessage, forwardRawHeaders(ur.rawHeaders));
       ur.pipe(res);
       ur.on('error', () => res.destroy());
       res.on('close', release);
@@ -264,7 +264,7 @@ export class OutboundProxy {
     const headers = forwardHeaders(req.headers, DROP_OUTBOUND);
     headers.host = req.headers.host ?? `${t.host}:${t.port}`;
     const up = http.request({ host: dest.host, port: dest.port, method: req.method, path: t.path, headers, agent: this.plainAgent, timeout: this.o.connectTimeoutMs ?? 10_000 }, (ur) => {
-      res.writeHead(ur.statusCode ?? 502, ur.statusMessage, forwardHeaders(ur.headers));
+      res.writeHead(ur.statusCode ?? 502, ur.statusMessage, forwardRawHeaders(ur.rawHeaders));
       ur.pipe(res);
       res.on('finish', () => this.log(req, started, ur.statusCode ?? 0, null, `${dest.host}:${dest.port} (${via})`, 'EGRESS', t.path));
     });

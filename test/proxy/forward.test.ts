@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { forwardHeaders } from '../../src/proxy/hop.js';
+import { forwardHeaders, forwardRawHeaders } from '../../src/proxy/hop.js';
 import { forwardBody } from '../../src/proxy/forward-body.js';
 
 test('forwardHeaders drops hop-by-hop headers, those named in Connection, and the drop set', () => {
@@ -87,4 +87,45 @@ test('forwardBody forwards Content-Length bodies (one chunk or many), chunked bo
   ]);
   assert.equal(received[1].body, 'hello world');
   assert.equal(received[3].body, big.toString());
+});
+
+test('forwardRawHeaders keeps what forwardHeaders keeps, from rawHeaders, as a writeHead list', () => {
+  const raw = ['Content-Type', 'text/plain', 'Connection', 'keep-alive, X-Hop', 'X-Hop', 'h', 'Set-Cookie', 'a=1', 'set-cookie', 'b=2', 'Content-Type', 'text/html', 'Keep-Alive', 'timeout=5', 'X-Multi', '1', 'x-multi', '2', 'Transfer-Encoding', 'chunked', 'X-Forwarded-Client-Cert', 'f'];
+  assert.deepEqual(forwardRawHeaders(raw, new Set(['x-forwarded-client-cert'])), ['content-type', 'text/plain', 'set-cookie', 'a=1', 'set-cookie', 'b=2', 'x-multi', '1', 'x-multi', '2']);
+  assert.deepEqual(forwardRawHeaders(['Connection', 'close', 'X-A', '1', 'Content-Length', '5', 'content-length', '5']), ['x-a', '1', 'content-length', '5']);
+  assert.deepEqual(forwardRawHeaders([]), []);
+});
+
+test('a response forwarded with forwardRawHeaders reads as one forwarded with forwardHeaders', async () => {
+  const app = http.createServer((_req, res) => {
+    res.writeHead(201, 'Made', [['Content-Type', 'text/plain'], ['Set-Cookie', 'a=1'], ['Set-Cookie', 'b=2'], ['X-Multi', '1'], ['X-Multi', '2'], ['Connection', 'X-Hop'], ['X-Hop', 'secret'], ['Content-Length', '2']]);
+    res.end('ok');
+  });
+  await new Promise<void>((r) => app.listen(0, '127.0.0.1', () => r()));
+  const front = (raw: boolean) =>
+    http.createServer((req, res) => {
+      http.get({ host: '127.0.0.1', port: (app.address() as AddressInfo).port, path: '/', agent: false }, (ur) => {
+        res.writeHead(ur.statusCode ?? 502, ur.statusMessage, raw ? forwardRawHeaders(ur.rawHeaders) : forwardHeaders(ur.headers));
+        ur.pipe(res);
+      });
+      req.resume();
+    });
+  const servers = [front(true), front(false)];
+  try {
+    const seen = [];
+    for (const s of servers) {
+      await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+      const r = await new Promise<http.IncomingMessage>((resolve) => http.get({ host: '127.0.0.1', port: (s.address() as AddressInfo).port, path: '/', agent: false }, resolve));
+      r.resume();
+      const { date: _d, connection: _c, 'keep-alive': _k, ...h } = r.headers;
+      seen.push({ status: r.statusCode, message: r.statusMessage, headers: h });
+    }
+    assert.deepEqual(seen[0], seen[1]);
+    assert.deepEqual(seen[0].headers, { 'content-type': 'text/plain', 'set-cookie': ['a=1', 'b=2'], 'x-multi': '1, 2', 'content-length': '2' });
+  } finally {
+    for (const s of [...servers, app]) {
+      s.closeAllConnections();
+      s.close();
+    }
+  }
 });
