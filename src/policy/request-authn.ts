@@ -53,6 +53,43 @@ export interface RequestAuthnConfig {
   maxTokenLength: number;
   /** Every header name a rule writes (stripped from client requests, whatever happens). */
   outputHeaders: string[];
+  /** Tokens whose signature verified, and with which key (see VerifiedSignatures). */
+  verified: VerifiedSignatures;
+}
+
+/** Default size of the verified-signature cache (Envoy's jwt_cache_size default is 100). */
+export const DEFAULT_JWT_CACHE_SIZE = 100;
+
+/**
+ * A bounded memo of signature checks that succeeded: token → the key that verified it. A
+ * signature check is a pure function of the token's bytes and the key, so a later request
+ * with the same token skips the public-key operation when that same key (the same KeyObject:
+ * a refreshed JWKS brings new ones) is still among the rule's keys. Only successes are kept,
+ * so clients cannot fill it with garbage; time claims, issuer and audiences are checked on
+ * every request. Least recently used entries go first; size 0 turns it off.
+ */
+export class VerifiedSignatures {
+  private readonly map = new Map<string, KeyObject>();
+  hits = 0;
+
+  constructor(readonly size: number = DEFAULT_JWT_CACHE_SIZE) {}
+
+  /** The key that verified `token` before, if it is among `keys`. */
+  lookup(token: string, keys: readonly KeyObject[]): KeyObject | undefined {
+    const k = this.map.get(token);
+    if (k === undefined || !keys.includes(k)) return undefined;
+    this.map.delete(token);
+    this.map.set(token, k); // most recently used last
+    this.hits++;
+    return k;
+  }
+
+  remember(token: string, key: KeyObject): void {
+    if (this.size <= 0) return;
+    this.map.delete(token);
+    this.map.set(token, key);
+    if (this.map.size > this.size) this.map.delete(this.map.keys().next().value as string);
+  }
 }
 
 /** Istio's default locations: `Authorization: Bearer <token>` and the `access_token` query parameter. */
@@ -66,7 +103,7 @@ export function compileRequestAuthn(
   ras: readonly RequestAuthentication[],
   workload: { namespace: string; labels: Record<string, string> },
   rootNamespace: string,
-  opts: { maxTokenLength?: number } = {},
+  opts: { maxTokenLength?: number; cacheSize?: number } = {},
 ): RequestAuthnConfig {
   const rules: CompiledJwtRule[] = [];
   for (const ra of ras) {
@@ -106,7 +143,7 @@ export function compileRequestAuthn(
     });
   }
   const outputHeaders = [...new Set(rules.flatMap((r) => [...(r.outputPayloadToHeader ? [r.outputPayloadToHeader] : []), ...r.outputClaimToHeaders.map((o) => o.header)]))];
-  return { rules, maxTokenLength: opts.maxTokenLength ?? DEFAULT_MAX_TOKEN_LENGTH, outputHeaders };
+  return { rules, maxTokenLength: opts.maxTokenLength ?? DEFAULT_MAX_TOKEN_LENGTH, outputHeaders, verified: new VerifiedSignatures(opts.cacheSize) };
 }
 
 export interface AuthnRequest {
@@ -238,12 +275,13 @@ export function authenticate(
       last = { kind: 'reject', reason: 'no_matching_key', detail: jws.kid ? `no key with kid "${jws.kid}" for issuer "${iss}"` : `no key for issuer "${iss}"`, rule };
       continue;
     }
-    let verified = false;
+    let verified = cfg.verified.lookup(token, keys) !== undefined;
     let err: JwsError | undefined;
-    for (const k of keys) {
+    for (const k of verified ? [] : keys) {
       try {
         verifyJwsSignature(jws, k);
         verified = true;
+        cfg.verified.remember(token, k);
         break;
       } catch (e) {
         if (!(e instanceof JwsError)) throw e;
