@@ -1,27 +1,29 @@
 /**
  * Gateway figures.
  *   npx tsc -p . && node dist/bench/gateway.js
- * 1. JWT verifications per second on one core (RequestAuthentication `authenticate`, ES256 and RS256).
+ * 1. JWT verifications per second on one core (RequestAuthentication `authenticate`, ES256 and RS256),
+ *    with the verified-signature cache off (every request verifies) and on (the same token again).
  * 2. Redis limiter decisions per second (one gateway-side client, 64 in flight, real redis-server).
- * 3. Added latency: median over sequential keep-alive requests, app direct (plain HTTP) vs
- *    through the gateway (TLS + JWT + local rate limit + route + authz + mTLS to the app's
- *    sidecar), in the same run; printed with the ratio.
+ * 3. Added latency: p50/p90/p99 over sequential keep-alive requests, in the same run and
+ *    interleaved in rounds: app direct (plain HTTP); through the gateway without a token on a
+ *    route no rate limit covers (TLS + route + authz + mTLS to the app's sidecar); and through
+ *    the gateway with a token on a rate-limited route (the same + JWT verification + local
+ *    rate limit). The last two differ only by what JWT + rate limiting cost.
  */
 import https from 'node:https';
 import http from 'node:http';
-import net from 'node:net';
-import { spawn } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { compileRequestAuthn, authenticate } from '../src/policy/request-authn.js';
 import { RedisLimiter } from '../src/gateway/rate-limit.js';
 import type { RequestAuthentication } from '../src/config/types.js';
+import { startRedisServer } from '../test/redis-server.js';
 import { TestIdp, ISSUER, baseConfig, startGatewayMesh, stopGatewayMesh, HOST } from '../test/gateway/harness.js';
 
 const idp = new TestIdp();
 
-function jwtPerSecond(token: string): number {
+function jwtPerSecond(token: string, cacheSize = 0): number {
   const ra = { kind: 'RequestAuthentication', metadata: { name: 'a', namespace: 'istio-system', annotations: {} }, spec: { jwtRules: [{ issuer: ISSUER, audiences: ['shop'], jwks: JSON.stringify(idp.jwks()) }] } } as unknown as RequestAuthentication;
-  const cfg = compileRequestAuthn([ra], { namespace: 'istio-system', labels: {} }, 'istio-system');
+  const cfg = compileRequestAuthn([ra], { namespace: 'istio-system', labels: {} }, 'istio-system', { cacheSize });
   const req = { headers: { authorization: `Bearer ${token}` }, query: '' };
   const now = Math.floor(Date.now() / 1000);
   for (let i = 0; i < 500; i++) authenticate(cfg, req, () => undefined, now);
@@ -31,27 +33,10 @@ function jwtPerSecond(token: string): number {
   return n / ((performance.now() - t) / 1000);
 }
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
-
 async function redisPerSecond(): Promise<number> {
-  const port = await freePort();
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const server = await startRedisServer();
   try {
-    for (let i = 0; i < 100; i++) {
-      const up = await new Promise<boolean>((r) => {
-        const c = net.connect(port, '127.0.0.1', () => (c.end(), r(true)));
-        c.on('error', () => r(false));
-      });
-      if (up) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    const client = new Redis({ host: '127.0.0.1', port });
+    const client = new Redis({ host: '127.0.0.1', port: server.port });
     await client.ping();
     const l = new RedisLimiter(client);
     const total = 20_000;
@@ -70,16 +55,25 @@ async function redisPerSecond(): Promise<number> {
     await l.close();
     return rate;
   } finally {
-    proc.kill('SIGKILL');
+    server.stop();
   }
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
+interface Pcts {
+  p50: number;
+  p90: number;
+  p99: number;
 }
 
-async function latency(): Promise<{ direct: number; gateway: number }> {
+function pcts(xs: number[]): Pcts {
+  const s = [...xs].sort((a, b) => a - b);
+  const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))];
+  return { p50: at(0.5), p90: at(0.9), p99: at(0.99) };
+}
+
+type Path = 'direct' | 'gateway' | 'gatewayJwtRl';
+
+async function latency(): Promise<Record<Path, Pcts>> {
   const extra = `---
 apiVersion: security.istio.io/v1
 kind: RequestAuthentication
@@ -93,6 +87,7 @@ kind: RateLimitPolicy
 metadata: {name: rl, namespace: istio-system}
 spec:
   selector: {matchLabels: {istio: ingressgateway}}
+  match: {paths: [/api/]}
   limits: {second: 1000000}
   limitBy: consumer
 `;
@@ -101,13 +96,17 @@ spec:
     const token = idp.token({ exp: Math.floor(Date.now() / 1000) + 3600 });
     const ha = new http.Agent({ keepAlive: true, maxSockets: 1 });
     const sa = new https.Agent({ keepAlive: true, maxSockets: 1, rejectUnauthorized: false });
-    const one = (secure: boolean) =>
+    const one = (path: Path) =>
       new Promise<number>((resolve, reject) => {
         const t = performance.now();
-        const opts = secure
-          ? { host: '127.0.0.1', port: m.gateways[0].ports.https, path: '/api/bench', headers: { host: HOST, authorization: `Bearer ${token}` }, agent: sa, servername: 'localhost' }
-          : { host: '127.0.0.1', port: m.app.port, path: '/api/bench', headers: { host: HOST }, agent: ha };
-        const req = (secure ? https : http).request(opts, (res) => {
+        const gw = { host: '127.0.0.1', port: m.gateways[0].ports.https, agent: sa, servername: 'localhost' };
+        const opts =
+          path === 'gatewayJwtRl'
+            ? { ...gw, path: '/api/bench', headers: { host: HOST, authorization: `Bearer ${token}` } }
+            : path === 'gateway'
+              ? { ...gw, path: '/v2/bench', headers: { host: HOST } } // rewritten to /api/bench: same app path
+              : { host: '127.0.0.1', port: m.app.port, path: '/api/bench', headers: { host: HOST }, agent: ha };
+        const req = (path === 'direct' ? http : https).request(opts, (res) => {
           if (res.statusCode !== 200) reject(new Error(`status ${res.statusCode}`));
           res.resume();
           res.on('end', () => resolve(performance.now() - t));
@@ -115,18 +114,14 @@ spec:
         req.on('error', reject);
         req.end();
       });
-    const run = async (secure: boolean, n: number) => {
-      const xs: number[] = [];
-      for (let i = 0; i < n; i++) xs.push(await one(secure));
-      return xs;
-    };
-    await run(false, 200);
-    await run(true, 200);
-    const direct = median(await run(false, 2000));
-    const gateway = median(await run(true, 2000));
+    const paths: Path[] = ['direct', 'gateway', 'gatewayJwtRl'];
+    const xs: Record<Path, number[]> = { direct: [], gateway: [], gatewayJwtRl: [] };
+    for (const p of paths) for (let i = 0; i < 300; i++) await one(p); // warm-up
+    // Rounds of 250 per path, interleaved, so a noisy moment hits all three alike.
+    for (let round = 0; round < 12; round++) for (const p of paths) for (let i = 0; i < 250; i++) xs[p].push(await one(p));
     ha.destroy();
     sa.destroy();
-    return { direct, gateway };
+    return { direct: pcts(xs.direct), gateway: pcts(xs.gateway), gatewayJwtRl: pcts(xs.gatewayJwtRl) };
   } finally {
     await stopGatewayMesh(m);
   }
@@ -134,7 +129,13 @@ spec:
 
 const es = jwtPerSecond(idp.token({ exp: Math.floor(Date.now() / 1000) + 3600 }));
 const rs = jwtPerSecond(idp.rsaToken({ exp: Math.floor(Date.now() / 1000) + 3600 }));
-console.log(`JWT verifications per second (one core): ES256 ${Math.round(es)}, RS256 ${Math.round(rs)}`);
+const esCached = jwtPerSecond(idp.token({ exp: Math.floor(Date.now() / 1000) + 3600 }), 100);
+console.log(`JWT verifications per second (one core): ES256 ${Math.round(es)}, RS256 ${Math.round(rs)}; the same ES256 token again (verified-signature cache) ${Math.round(esCached)}`);
 console.log(`Redis limiter decisions per second (1 client, 64 in flight, 2 windows): ${Math.round(await redisPerSecond())}`);
 const l = await latency();
-console.log(`Median latency, sequential keep-alive: app direct ${l.direct.toFixed(3)} ms, via gateway (TLS+JWT+rate limit+authz+mTLS+sidecar) ${l.gateway.toFixed(3)} ms, ratio ${(l.gateway / l.direct).toFixed(1)}x, added ${(l.gateway - l.direct).toFixed(3)} ms`);
+const f = (x: Pcts) => `p50 ${x.p50.toFixed(3)} / p90 ${x.p90.toFixed(3)} / p99 ${x.p99.toFixed(3)} ms`;
+console.log('Latency, sequential keep-alive requests (3,000 per path, interleaved):');
+console.log(`  app direct (plain HTTP)                                    ${f(l.direct)}`);
+console.log(`  via gateway: TLS + route + authz + mTLS + sidecar          ${f(l.gateway)}`);
+console.log(`  via gateway: the same + JWT (ES256) + local rate limit     ${f(l.gatewayJwtRl)}`);
+console.log(`  gateway added vs direct: p50 +${(l.gatewayJwtRl.p50 - l.direct.p50).toFixed(3)} ms; JWT + rate limit added vs gateway without them: p50 +${(l.gatewayJwtRl.p50 - l.gateway.p50).toFixed(3)} ms (ratio ${(l.gatewayJwtRl.p50 / l.gateway.p50).toFixed(2)})`);
