@@ -19,7 +19,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { freePort } from '../src/util/net.js';
 import { cpuSeconds, machineBusyCores, memoryMb } from './proc-stats.js';
-import { printTable } from './util.js';
+import { policyDocs, printTable, SERVER_ALLOW_CLIENT } from './util.js';
 import type { LoadMsg, LoadResult, LoadSpec } from './mesh-worker.js';
 
 const WORKER = fileURLToPath(new URL('./mesh-worker.js', import.meta.url));
@@ -31,26 +31,7 @@ if (args.length !== 2) {
   process.exit(2);
 }
 const checkouts = args.map((a) => resolve(a));
-const POLICY = `apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default, namespace: bench}
-spec: {mtls: {mode: STRICT}}
----
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: allow-nothing, namespace: bench}
-spec: {}
----
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: server-allow-client, namespace: bench}
-spec:
-  selector: {matchLabels: {app: server}}
-  action: ALLOW
-  rules:
-  - from: [{source: {principals: ["cluster.local/ns/bench/sa/client"]}}]
-    to: [{operation: {methods: ["POST"], paths: ["/echo", "/echo/*"]}}]
-`;
+const POLICY = `${policyDocs('bench')}---\n${SERVER_ALLOW_CLIENT}`;
 
 interface Meshlike {
   stopAll(): Promise<void>;

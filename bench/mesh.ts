@@ -37,7 +37,7 @@ import { fileURLToPath } from 'node:url';
 import { LocalMesh } from '../src/control/launcher.js';
 import type { ManagedProcess, SidecarHandle } from '../src/control/launcher.js';
 import { cpuSeconds, loadAvg, machineBusyCores, machineCpu, memoryMb } from './proc-stats.js';
-import { median, percentile, printTable } from './util.js';
+import { median, percentile, policyDocs, printTable, SERVER_ALLOW_CLIENT } from './util.js';
 import type { LoadMsg, LoadResult, LoadSpec } from './mesh-worker.js';
 
 const WORKER = fileURLToPath(new URL('./mesh-worker.js', import.meta.url));
@@ -220,19 +220,6 @@ async function handshakes(adminPort: number): Promise<string> {
   }
 }
 
-function policyDocs(ns: string): string {
-  return `apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default, namespace: ${ns}}
-spec: {mtls: {mode: STRICT}}
----
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: allow-nothing, namespace: ${ns}}
-spec: {}
-`;
-}
-
 // ---------------------------------------------------------------- 1 + 2: latency, CPU, RSS, max rate
 
 async function dataPlane(): Promise<void> {
@@ -240,20 +227,7 @@ async function dataPlane(): Promise<void> {
   const cfg = join(dir, 'config');
   mkdirSync(cfg, { recursive: true });
   writeConfig(cfg, '00-bench.yaml', policyDocs('bench'));
-  writeConfig(
-    cfg,
-    '10-server.yaml',
-    `apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: server-allow-client, namespace: bench}
-spec:
-  selector: {matchLabels: {app: server}}
-  action: ALLOW
-  rules:
-  - from: [{source: {principals: ["cluster.local/ns/bench/sa/client"]}}]
-    to: [{operation: {methods: ["POST"], paths: ["/echo", "/echo/*"]}}]
-`,
-  );
+  writeConfig(cfg, '10-server.yaml', SERVER_ALLOW_CLIENT);
   const app = await startApp();
   const nodeOptions = [opt.nodeOptions, opt.probe ? `--import=${fileURLToPath(new URL('./probe-hook.js', import.meta.url))}` : ''].filter(Boolean).join(' ');
   const env = nodeOptions ? { NODE_OPTIONS: nodeOptions, ...(opt.probe ? { ZTMESH_BENCH_PROBE_DIR: opt.probe } : {}) } : undefined;

@@ -36,3 +36,29 @@ export function printTable(title: string, headers: string[], rows: (string | num
   console.log(`\n${title}`);
   for (const r of cells) console.log(r.map((c, i) => c.padEnd(w[i])).join('  '));
 }
+
+/** The mesh benches' base policy for namespace `ns`: STRICT mTLS and default deny. */
+export function policyDocs(ns: string): string {
+  return `apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: ${ns}}
+spec: {mtls: {mode: STRICT}}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow-nothing, namespace: ${ns}}
+spec: {}
+`;
+}
+
+/** The data-plane benches' one ALLOW: the client's sidecar may POST to the server's /echo. */
+export const SERVER_ALLOW_CLIENT = `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: server-allow-client, namespace: bench}
+spec:
+  selector: {matchLabels: {app: server}}
+  action: ALLOW
+  rules:
+  - from: [{source: {principals: ["cluster.local/ns/bench/sa/client"]}}]
+    to: [{operation: {methods: ["POST"], paths: ["/echo", "/echo/*"]}}]
+`;
