@@ -184,7 +184,7 @@ spec:
     // The edge's configuration names the identity provider's JWKS and the control plane's
     // token-exchange JWKS, whose addresses are known only now.
     const before = (await mesh.admin<{ version: string | null }>('GET', '/v1/config')).version;
-    const edge = readFileSync(join(EXAMPLES, 'edge', 'edge.yaml'), 'utf8').replaceAll('__IDP_JWKS_URI__', idp.jwksUri).replaceAll('__MESH_JWKS_URI__', `http://127.0.0.1:${cp.adminPort}/.well-known/jwks.json`);
+    const edge = readFileSync(join(EXAMPLES, 'edge', 'edge.yaml'), 'utf8').replaceAll('https://idp.demo.test/.well-known/jwks.json', idp.jwksUri).replaceAll('http://ztmesh-control.demo.test:15014/.well-known/jwks.json', `http://127.0.0.1:${cp.adminPort}/.well-known/jwks.json`);
     writeFileSync(join(cfg, '70-edge.yaml'), edge);
     await waitForConfig(mesh, before);
     const sc: Partial<Record<Svc, SidecarHandle>> = {};

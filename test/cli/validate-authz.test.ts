@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { runCli } from '../helpers.js';
 
 test('ztmesh validate: the examples are valid (exit 0)', () => {
-  const r = runCli(['validate', 'examples/ecommerce/policies', 'examples/bookinfo/policies']);
+  const r = runCli(['validate', 'examples/ecommerce/policies', 'examples/ecommerce/edge', 'examples/bookinfo/policies']);
   assert.equal(r.code, 0, r.stderr + r.stdout);
   assert.match(r.stdout, /valid: .*AuthorizationPolicy/);
 });
