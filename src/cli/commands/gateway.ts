@@ -38,7 +38,7 @@ export function registerGateway(program: Command, ctx: CliContext): void {
   program
     .command('gateway')
     .description('run the edge gateway: HTTPS listener, JWT authentication, rate limits, IP and size checks, routes into the mesh over mTLS')
-    .option('--dns-names <name,...>', 'have the mesh CA issue the HTTPS certificate for these DNS names (each in the hosts of a Gateway selecting this gateway; renewed automatically); or use --cert-file/--key-file')
+    .option('--dns-names <name,...>', 'have the mesh CA issue the HTTPS certificate for these DNS names (each in the hosts of a Gateway in the gateway namespace that selects it; renewed automatically); or use --cert-file/--key-file')
     .option('--cert-file <pem>', 'server certificate chain for the HTTPS listener (PEM), with --key-file; or use --dns-names')
     .option('--key-file <pem>', 'its private key (PEM)')
     .option('--https-port <port>', 'HTTPS listener (0 = any free port)', '8443')
