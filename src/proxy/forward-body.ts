@@ -1,5 +1,6 @@
 /** Streaming a request body to the next hop. */
 import type { ClientRequest, IncomingMessage } from 'node:http';
+import { rawHeader } from './hop.js';
 
 /**
  * Stream `from`'s body into `to` as `from.pipe(to)` does (every chunk is written as it
@@ -10,8 +11,10 @@ import type { ClientRequest, IncomingMessage } from 'node:http';
  * TLS write (a syscall and a write request) on every request. Bodies without a length, and
  * no body at all, end when `from` ends, as with pipe().
  */
-export function forwardBody(from: IncomingMessage, to: ClientRequest): void {
-  const declared = from.headers['content-length'];
+export function forwardBody(from: IncomingMessage, to: ClientRequest, fromRaw = false): void {
+  // fromRaw: the first Content-Length of rawHeaders (what `headers` keeps), so that `headers`
+  // is not built for this; otherwise `headers`, which the gateway may have rewritten.
+  const declared = fromRaw ? rawHeader(from.rawHeaders, 'content-length') : from.headers['content-length'];
   let left = declared !== undefined && /^[0-9]{1,15}$/.test(declared) ? Number(declared) : -1;
   let ended = false;
   const onDrain = () => from.resume();

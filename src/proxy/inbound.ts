@@ -17,7 +17,7 @@ import type { ProxyMetrics } from '../telemetry/metrics.js';
 import type { Logger } from '../telemetry/log.js';
 import { runFilters } from './filters.js';
 import type { Exchange, Filter, LocalReply, PeerInfo } from './filters.js';
-import { forwardHeaders, forwardRawHeaders } from './hop.js';
+import { forwardHeaders, forwardRawHeaders, keepAliveFromRawHeaders } from './hop.js';
 import type { ProxyState } from './state.js';
 
 export interface InboundOptions {
@@ -51,7 +51,7 @@ export class InboundListener {
   private modeCached: 'STRICT' | 'PERMISSIVE' | 'DISABLE' = 'STRICT';
 
   constructor(private readonly o: InboundOptions) {
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: 256, scheduling: 'lifo' });
+    this.agent = keepAliveFromRawHeaders(new http.Agent({ keepAlive: true, maxSockets: 256, scheduling: 'lifo' }));
     this.http = http.createServer({ requestTimeout: 0, headersTimeout: 30_000, keepAliveTimeout: 60_000 }, (req, res) => this.onRequest(req, res));
     this.http.on('clientError', (err, socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 11\r\n\r\nBad Request');

@@ -16,7 +16,7 @@ import type { ServiceEntrySpec } from '../config/types.js';
 import type { AccessLog } from '../telemetry/access-log.js';
 import type { ProxyMetrics } from '../telemetry/metrics.js';
 import type { Logger } from '../telemetry/log.js';
-import { forwardHeaders, forwardRawHeaders } from './hop.js';
+import { forwardHeaders, forwardRawHeaders, keepAliveFromRawHeaders, serverNameOf } from './hop.js';
 import { forwardBody } from './forward-body.js';
 import { egressFor } from './state.js';
 import type { ProxyState } from './state.js';
@@ -119,7 +119,7 @@ export class OutboundProxy {
     const started = performance.now();
     const t = this.target(req, fixedHost);
     if (typeof t === 'string') return this.reply(req, res, started, 400, t, null, 'ERROR');
-    this.route(req, res, t, started);
+    this.routeFrom(req, res, t, started, true);
   }
 
   /**
@@ -127,13 +127,23 @@ export class OutboundProxy {
    * secure naming, or an egress host a ServiceEntry admits. The gateway routes through this.
    */
   route(req: http.IncomingMessage, res: http.ServerResponse, t: { host: string; port: number; path: string }, started = performance.now()): void {
+    this.routeFrom(req, res, t, started, false);
+  }
+
+  /**
+   * fromRaw: the request came from the app through this sidecar's own listener, untouched, so
+   * its headers are forwarded from rawHeaders; a caller of route() (the gateway) may have
+   * rewritten `req.headers` (claims, X-Forwarded-For, stripped identity headers), which are then
+   * what is forwarded.
+   */
+  private routeFrom(req: http.IncomingMessage, res: http.ServerResponse, t: { host: string; port: number; path: string }, started: number, fromRaw: boolean): void {
     this.ownId ||= this.o.rotator.current()?.spiffeId ?? '';
     const state = this.o.getState();
     if (!state) return this.reply(req, res, started, 503, 'no configuration yet', null, 'ERROR');
     const svc = state.services.get(t.host);
     if (svc) {
       if (t.port !== svc.servicePort && t.port !== 80) return this.reply(req, res, started, 502, `service ${svc.name}.${svc.namespace} has no port ${t.port} (it serves ${svc.servicePort})`, null, 'ERROR');
-      return this.toMesh(req, res, started, svc, t);
+      return this.toMesh(req, res, started, svc, t, fromRaw);
     }
     const eg = egressFor(state.egress, t.host, t.port);
     if (eg) return this.toPlain(req, res, started, t, egressDestination(eg.spec, t.host, t.port), `ServiceEntry ${eg.entry.namespace}/${eg.entry.name}`);
@@ -189,7 +199,7 @@ export class OutboundProxy {
       // identities on the full handshake that created the session (Node skips
       // checkServerIdentity on a resumed session; the session key proves it is the same
       // peer). The server side re-verifies our certificate on every resumption.
-      a = new https.Agent({ keepAlive: true, maxSockets: 256, maxCachedSessions: 64, scheduling: 'lifo' });
+      a = keepAliveFromRawHeaders(new https.Agent({ keepAlive: true, maxSockets: 256, maxCachedSessions: 64, scheduling: 'lifo' }));
       const counter = this.o.metrics.upstreamHandshakes;
       const create = a.createConnection.bind(a);
       (a as unknown as { createConnection: typeof create }).createConnection = ((opts: tls.ConnectionOptions, cb?: () => void) => {
@@ -202,7 +212,7 @@ export class OutboundProxy {
     return a;
   }
 
-  private toMesh(req: http.IncomingMessage, res: http.ServerResponse, started: number, svc: ServiceInfo, t: Target): void {
+  private toMesh(req: http.IncomingMessage, res: http.ServerResponse, started: number, svc: ServiceInfo, t: Target, fromRaw: boolean): void {
     const ep = this.pick(svc);
     const ms = this.meshService(svc);
     const name = ms.name;
@@ -214,9 +224,16 @@ export class OutboundProxy {
       return this.reply(req, res, started, 503, 'the sidecar has no certificate yet', null, 'ERROR');
     }
     const me = this.meshEndpoint(ep, ms.ids);
-    const headers = forwardHeaders(req.headers, DROP_OUTBOUND);
-    headers.host = req.headers.host ?? t.host;
-    if (!headers['x-request-id']) headers['x-request-id'] = randomUUID();
+    // The headers go as a flat [name, value, …] list built from rawHeaders: the app's request
+    // never has its `headers` object built here, and node:http writes the list as it is
+    // (validating each line) instead of setHeader per header into an object first.
+    const headers = fromRaw ? outboundHeaderList(req.rawHeaders, t.host) : undefined;
+    let objectHeaders: http.OutgoingHttpHeaders | undefined;
+    if (!headers) {
+      objectHeaders = forwardHeaders(req.headers, DROP_OUTBOUND);
+      objectHeaders.host = req.headers.host ?? t.host;
+      if (!objectHeaders['x-request-id']) objectHeaders['x-request-id'] = randomUUID();
+    }
     const k = me.key;
     this.active.set(k, (this.active.get(k) ?? 0) + 1);
     let done = false;
@@ -230,7 +247,9 @@ export class OutboundProxy {
       port: ep.port,
       method: req.method,
       path: t.path,
-      headers,
+      headers: headers ? headers.list : objectHeaders,
+      // What node:http would derive from a Host header given in an object (it does not read a list's).
+      ...(headers ? { servername: headers.servername } : {}),
       agent: me.agent,
       secureContext: ctx,
       ALPNProtocols: ALPN,
@@ -257,7 +276,7 @@ export class OutboundProxy {
       }
       res.destroy();
     });
-    forwardBody(req, up);
+    forwardBody(req, up, fromRaw);
   }
 
   private toPlain(req: http.IncomingMessage, res: http.ServerResponse, started: number, t: Target, dest: { host: string; port: number }, via: string): void {
@@ -345,6 +364,42 @@ export function egressDestination(spec: ServiceEntrySpec, host: string, port: nu
   const ep = eps[Math.floor(Math.random() * eps.length)];
   const sp = spec.ports?.find((p) => p.number === port);
   return { host: ep.address!, port: (sp?.name && ep.ports?.[sp.name]) || sp?.targetPort || port };
+}
+
+const SERVER_NAMES = new Map<string, string>();
+
+/**
+ * The request headers for a mesh upstream, from the app's rawHeaders: forwardRawHeaders'
+ * hygiene (hop-by-hop, Connection-named, x-forwarded-client-cert and proxy-authorization
+ * dropped; one Host), the Host kept or set to the service host, and an x-request-id unless
+ * the app sent a non-empty one (empty ones are dropped for the new id).
+ */
+function outboundHeaderList(raw: readonly string[], serviceHost: string): { list: string[]; servername: string } {
+  const list = forwardRawHeaders(raw, DROP_OUTBOUND);
+  let host: string | undefined;
+  let requestId = false;
+  let emptyId = false;
+  for (let i = 0; i < list.length; i += 2) {
+    const k = list[i];
+    if (k === 'host') host = list[i + 1];
+    else if (k === 'x-request-id') {
+      if (list[i + 1]) requestId = true;
+      else emptyId = true;
+    }
+  }
+  if (host === undefined) list.push('host', (host = serviceHost));
+  if (!requestId) {
+    if (emptyId) {
+      for (let i = list.length - 2; i >= 0; i -= 2) if (list[i] === 'x-request-id') list.splice(i, 2);
+    }
+    list.push('x-request-id', randomUUID());
+  }
+  let servername = SERVER_NAMES.get(host);
+  if (servername === undefined) {
+    servername = serverNameOf(host);
+    if (SERVER_NAMES.size < 1024) SERVER_NAMES.set(host, servername);
+  }
+  return { list, servername };
 }
 
 function epKey(ep: EndpointInfo): string {

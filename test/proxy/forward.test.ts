@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { forwardHeaders, forwardRawHeaders } from '../../src/proxy/hop.js';
+import { forwardHeaders, forwardRawHeaders, keepAliveFromRawHeaders, rawHeader, serverNameOf } from '../../src/proxy/hop.js';
 import { forwardBody } from '../../src/proxy/forward-body.js';
 
 test('forwardHeaders drops hop-by-hop headers, those named in Connection, and the drop set', () => {
@@ -127,5 +127,54 @@ test('a response forwarded with forwardRawHeaders reads as one forwarded with fo
       s.closeAllConnections();
       s.close();
     }
+  }
+});
+
+test('rawHeader finds the first value case-insensitively; serverNameOf derives the TLS server name as node:http does', () => {
+  const raw = ['Host', 'a.example:8080', 'Content-Length', '5', 'content-length', '5', 'X-A', '1'];
+  assert.equal(rawHeader(raw, 'content-length'), '5');
+  assert.equal(rawHeader(raw, 'host'), 'a.example:8080');
+  assert.equal(rawHeader(raw, 'x-b'), undefined);
+  assert.equal(serverNameOf('server.bench:8080'), 'server.bench');
+  assert.equal(serverNameOf('server.bench'), 'server.bench');
+  assert.equal(serverNameOf('127.0.0.1:80'), '');
+  assert.equal(serverNameOf('[::1]:8080'), '');
+  assert.equal(serverNameOf('[::1]'), '');
+});
+
+test('keepAliveFromRawHeaders pools sockets as node:http does without building the response headers, and honours the Keep-Alive hint', async () => {
+  let hint = 'timeout=60';
+  const server = http.createServer((req, res) => {
+    res.setHeader('keep-alive', hint);
+    res.end('ok');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  const agent = keepAliveFromRawHeaders(new http.Agent({ keepAlive: true, maxSockets: 1, timeout: 30_000 }));
+  const get = () =>
+    new Promise<{ socket: unknown; headersBuilt: boolean }>((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port, agent }, (res) => {
+        const socket = res.socket;
+        res.resume();
+        res.on('end', () => setImmediate(() => resolve({ socket, headersBuilt: Object.getOwnPropertySymbols(res).some((s) => s.description === 'kHeaders' && (res as unknown as Record<symbol, unknown>)[s] != null) })));
+      }).on('error', reject);
+    });
+  try {
+    const a = await get();
+    const b = await get();
+    assert.equal(a.socket, b.socket, 'the socket was pooled and reused');
+    assert.equal(b.headersBuilt, false, 'the response headers object was not built');
+    const pooled = Object.values(agent.freeSockets)[0]![0] as unknown as { timeout: number };
+    assert.equal(pooled.timeout, 30_000, 'a hint longer than the pool timeout leaves it');
+    hint = 'timeout=5';
+    await get();
+    assert.equal((Object.values(agent.freeSockets)[0]![0] as unknown as { timeout: number }).timeout, 4_000, 'a shorter hint, less a second');
+    hint = 'timeout=1';
+    const c = await get();
+    assert.equal(Object.values(agent.freeSockets).flat().length, 0, 'a hint of one second: not kept');
+    assert.equal((c.socket as { destroyed: boolean }).destroyed, true);
+  } finally {
+    agent.destroy();
+    server.close();
   }
 });
