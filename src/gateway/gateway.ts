@@ -31,7 +31,7 @@ import { OutboundProxy } from '../proxy/outbound.js';
 import { pathFilter, runFilters, RBAC_DENIED } from '../proxy/filters.js';
 import type { Exchange, Filter, FilterResult, LocalReply, PeerInfo } from '../proxy/filters.js';
 import { requestAuthnFilter } from '../proxy/authn-filter.js';
-import { applySlice, SliceError } from '../proxy/state.js';
+import { SliceApplier } from '../proxy/state.js';
 import type { ProxyState } from '../proxy/state.js';
 import { XdsClient } from '../proxy/xds-client.js';
 import { authorizeFor } from '../policy/engine.js';
@@ -133,7 +133,7 @@ export class GatewayServer {
   private xds!: XdsClient;
   private admin!: http.Server;
   private servers: http.Server[] = [];
-  private lastNack: { version: string; error: string; at: string } | null = null;
+  private readonly applier: SliceApplier;
   private ports!: GatewayPorts;
   private readonly workload: { namespace: string; labels: Record<string, string> };
   private readonly limits: GatewayLimits;
@@ -162,6 +162,7 @@ export class GatewayServer {
     if (!roots.length) throw new ZtmError('ZTM_USAGE', 'the CA bundle has no certificates');
     this.bundles = BundleSet.of(td, roots);
     this.workload = Object.freeze({ namespace, labels: Object.freeze({ istio: 'ingressgateway', ...(o.labels ?? {}) }) }) as { namespace: string; labels: Record<string, string> };
+    this.applier = new SliceApplier({ workload: this.workload, metrics: this.metrics, log: o.log });
     this.limits = { ...DEFAULT_GATEWAY_LIMITS, ...(o.limits ?? {}) };
     this.now = o.now ?? Date.now;
     this.accessLog = new AccessLog(o.accessLog === undefined ? process.stdout : o.accessLog);
@@ -277,23 +278,11 @@ export class GatewayServer {
   }
 
   apply(slice: WorkloadSlice): string | null {
-    try {
-      const next = applySlice(slice, this.workload);
-      this.compile(next);
+    return this.applier.apply(slice, (next) => {
+      const c = this.compile(next); // a configuration that cannot compile is refused here
       this.state = next;
-      this.metrics.configVersion.reset();
-      this.metrics.configVersion.set({ version: next.version }, 1);
-      this.metrics.configUpdates.inc({ result: 'ack' });
-      this.lastNack = null;
-      this.o.log.info({ version: next.version, routes: this.compiled.get(next)!.routes.routes.length }, 'configuration applied');
-      return null;
-    } catch (e) {
-      const msg = e instanceof SliceError ? e.message : `cannot apply: ${(e as Error).message}`;
-      this.metrics.configUpdates.inc({ result: 'nack' });
-      this.lastNack = { version: slice?.version ?? '?', error: msg, at: new Date().toISOString() };
-      this.o.log.error({ version: slice?.version, error: msg }, 'configuration refused (NACK); keeping the previous version');
-      return msg;
-    }
+      return { routes: c.routes.routes.length };
+    });
   }
 
   private compile(s: ProxyState): Compiled {
@@ -686,7 +675,7 @@ export class GatewayServer {
       spiffeId: svid?.spiffeId ?? null,
       controlPlane: { connected: this.xds?.connected ?? false },
       version: this.state?.version ?? null,
-      lastNack: this.lastNack,
+      lastNack: this.applier.lastNack,
       ports: this.ports,
       routes: c?.routes.routes.map((r) => ({ name: r.name, hosts: r.hosts, destinations: r.destinations })) ?? [],
       rateLimitPolicies: c?.rateLimits.map((p) => `${p.metadata.namespace}/${p.metadata.name}`) ?? [],

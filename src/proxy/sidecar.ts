@@ -21,7 +21,7 @@ import { InboundListener } from './inbound.js';
 import { OutboundProxy } from './outbound.js';
 import { inboundFilters } from './filters.js';
 import type { Filter } from './filters.js';
-import { applySlice, SliceError } from './state.js';
+import { applySlice, SliceApplier } from './state.js';
 import type { ProxyState } from './state.js';
 import { XdsClient } from './xds-client.js';
 import { loadRegoEngine, needsRegoEngine } from '../policy/custom.js';
@@ -72,7 +72,7 @@ export class Sidecar {
   private outbound!: OutboundProxy;
   private xds!: XdsClient;
   private admin!: http.Server;
-  private lastNack: { version: string; error: string; at: string } | null = null;
+  private readonly applier: SliceApplier;
   private ports!: SidecarPorts;
   private readonly workload: { namespace: string; labels: Record<string, string> };
 
@@ -83,6 +83,7 @@ export class Sidecar {
     if (!roots.length) throw new ZtmError('ZTM_USAGE', 'the CA bundle has no certificates');
     this.bundles = BundleSet.of(td, roots);
     this.workload = Object.freeze({ namespace: o.namespace, labels: Object.freeze({ ...o.labels }) }) as { namespace: string; labels: Record<string, string> };
+    this.applier = new SliceApplier({ workload: this.workload, metrics: this.metrics, log: o.log });
   }
 
   current(): ProxyState | null {
@@ -165,24 +166,12 @@ export class Sidecar {
 
   /** Validate and install a slice; returns an error message (NACK) or null (ACK). */
   apply(slice: WorkloadSlice): string | null {
-    try {
-      const next = applySlice(slice, this.workload);
+    return this.applier.apply(slice, (next) => {
       this.state = next;
       this.filters = inboundFilters(this.workload, this.servicePort || this.o.servicePort || this.o.port, this.ownId);
-      this.metrics.configVersion.reset();
-      this.metrics.configVersion.set({ version: next.version }, 1);
-      this.metrics.configUpdates.inc({ result: 'ack' });
-      this.lastNack = null;
       this.persist(slice);
-      this.o.log.info({ version: next.version, policies: next.policies.allow.length + next.policies.deny.length + next.policies.custom.length, services: slice.services.length }, 'configuration applied');
-      return null;
-    } catch (e) {
-      const msg = e instanceof SliceError ? e.message : `cannot apply: ${(e as Error).message}`;
-      this.metrics.configUpdates.inc({ result: 'nack' });
-      this.lastNack = { version: slice?.version ?? '?', error: msg, at: new Date().toISOString() };
-      this.o.log.error({ version: slice?.version, error: msg }, 'configuration refused (NACK); keeping the previous version');
-      return msg;
-    }
+      return { policies: next.policies.allow.length + next.policies.deny.length + next.policies.custom.length, services: slice.services.length };
+    });
   }
 
   /**
@@ -234,7 +223,7 @@ export class Sidecar {
       certificate: svid ? { notBefore: svid.notBefore.toISOString(), notAfter: svid.notAfter.toISOString(), expiresInSeconds: Math.floor(this.identity.rotator.timeToExpiryMs() / 1000) } : null,
       controlPlane: { connected: this.xds?.connected ?? false },
       version: this.state?.version ?? null,
-      lastNack: this.lastNack,
+      lastNack: this.applier.lastNack,
       mtlsMode: this.state ? this.state.snapshot.peerAuthn.effective(this.workload, this.servicePort) : null,
       ports: this.ports,
       services: this.state?.slice.services.map((s) => ({ name: `${s.name}.${s.namespace}`, port: s.servicePort, endpoints: s.endpoints.length, identities: s.spiffeIds })) ?? [],

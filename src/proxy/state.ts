@@ -10,6 +10,8 @@ import type { PolicySnapshot } from '../policy/snapshot.js';
 import type { WorkloadPolicies } from '../policy/engine.js';
 import type { WorkloadRef } from '../policy/request.js';
 import type { EgressEntry, ServiceInfo, WorkloadSlice } from '../control/protocol.js';
+import type { ProxyMetrics } from '../telemetry/metrics.js';
+import type { Logger } from '../telemetry/log.js';
 
 export interface ProxyState {
   version: string;
@@ -74,4 +76,42 @@ export function egressFor(entries: EgressEntry[], host: string, port: number): {
     return { entry, spec };
   }
   return null;
+}
+
+export interface Nack {
+  version: string;
+  error: string;
+  at: string;
+}
+
+/**
+ * ACK/NACK bookkeeping shared by the sidecar and the gateway: validate a slice into a
+ * ProxyState, let `install` put it in place (each builds its own state around it and returns
+ * what to log), count the result, remember the last refusal, and log it. Returns the error
+ * (NACK) or null (ACK); a refused slice never replaces the applied one.
+ */
+export class SliceApplier {
+  lastNack: Nack | null = null;
+
+  constructor(private readonly o: { workload: WorkloadRef; metrics: ProxyMetrics; log: Logger }) {}
+
+  apply(slice: WorkloadSlice, install: (next: ProxyState) => Record<string, unknown>): string | null {
+    const { metrics, log } = this.o;
+    try {
+      const next = applySlice(slice, this.o.workload);
+      const fields = install(next);
+      metrics.configVersion.reset();
+      metrics.configVersion.set({ version: next.version }, 1);
+      metrics.configUpdates.inc({ result: 'ack' });
+      this.lastNack = null;
+      log.info({ version: next.version, ...fields }, 'configuration applied');
+      return null;
+    } catch (e) {
+      const msg = e instanceof SliceError ? e.message : `cannot apply: ${(e as Error).message}`;
+      metrics.configUpdates.inc({ result: 'nack' });
+      this.lastNack = { version: slice?.version ?? '?', error: msg, at: new Date().toISOString() };
+      log.error({ version: slice?.version, error: msg }, 'configuration refused (NACK); keeping the previous version');
+      return msg;
+    }
+  }
 }
