@@ -8,7 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { App, LocalMesh, SERVICE_PORT, configDir, id, logsOf, rawExchange, sidecarStatus, sleep, teardown, tempDir, viaSidecar, waitFor, writeConfig , workload } from './harness.js';
+import { App, LocalMesh, SERVICE_PORT, configDir, id, logsOf, rawExchange, sidecarStatus, sleep, teardown, tempDir, viaSidecar, waitFor, writeConfig , workload , startMesh } from './harness.js';
 import type { Reply, SidecarHandle } from './harness.js';
 
 const dir = tempDir('outage');
@@ -21,14 +21,7 @@ const CHARGES = `http://payment-service:${SERVICE_PORT}/api/v1/charges`;
 
 before(async () => {
   cfg = configDir(dir);
-  for (const a of Object.values(apps)) await a.start();
-  mesh = new LocalMesh(dir, [cfg]);
-  await mesh.startControl();
-  [order, payment] = await Promise.all([
-    mesh.startSidecar(workload('order-service', apps.order)),
-    mesh.startSidecar(workload('payment-service', apps.payment)),
-  ]);
-  await mesh.waitInSync();
+  ({ mesh, sidecars: [order, payment] } = await startMesh(dir, cfg, apps, () => [workload('order-service', apps.order), workload('payment-service', apps.payment)]));
 });
 
 after(async () => {

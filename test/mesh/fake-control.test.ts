@@ -21,7 +21,7 @@ import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { XDS_ALPN, onMessages, send } from '../../src/control/protocol.js';
 import type { Registration, ToControl, ToSidecar, WorkloadSlice } from '../../src/control/protocol.js';
-import { App, LocalMesh, SERVICE_PORT, configDir, httpRequest, id, logsOf, meshSvid, metric, runCliAsync, sidecarStatus, sleep, teardown, tempDir, viaSidecar, waitFor , workload } from './harness.js';
+import { App, LocalMesh, SERVICE_PORT, configDir, httpRequest, id, logsOf, meshSvid, metric, runCliAsync, sidecarStatus, sleep, teardown, tempDir, viaSidecar, waitFor , workload , startMesh } from './harness.js';
 import type { SidecarHandle, TestSvid } from './harness.js';
 
 const dir = tempDir('fakecp');
@@ -114,15 +114,8 @@ async function configDump(sc: SidecarHandle): Promise<WorkloadSlice> {
 let cpInfo: { port: number; spiffeId: string; bundlePath: string };
 
 before(async () => {
-  const cfg = configDir(dir);
-  for (const a of Object.values(apps)) await a.start();
-  mesh = new LocalMesh(dir, [cfg]);
-  cpInfo = await mesh.startControl();
-  [order, payment] = await Promise.all([
-    mesh.startSidecar(workload('order-service', apps.order)),
-    mesh.startSidecar(workload('payment-service', apps.payment)),
-  ]);
-  await mesh.waitInSync();
+  ({ mesh, sidecars: [order, payment] } = await startMesh(dir, configDir(dir), apps, () => [workload('order-service', apps.order), workload('payment-service', apps.payment)]));
+  cpInfo = mesh.control!.info;
   assert.equal((await viaSidecar(order, 'POST', CHARGES, { body: '{}' })).status, 200);
 });
 

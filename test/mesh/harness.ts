@@ -325,5 +325,18 @@ export function workload(name: string, app: App, extra: Partial<SidecarSpec> = {
   return { service: name, namespace: 'production', serviceAccount: name, labels: { app: name }, appPort: app.port, servicePort: SERVICE_PORT, ...extra };
 }
 
+/**
+ * The usual start of a mesh test: the apps, a control plane over `cfg`, a sidecar per spec
+ * (started together), and every sidecar in sync. Each test file owns what this returns.
+ */
+export async function startMesh(dir: string, cfg: string, apps: Record<string, App>, specs: () => SidecarSpec[]): Promise<{ mesh: LocalMesh; sidecars: SidecarHandle[] }> {
+  for (const a of Object.values(apps)) await a.start();
+  const mesh = new LocalMesh(dir, [cfg]);
+  await mesh.startControl();
+  const sidecars = await Promise.all(specs().map((s) => mesh.startSidecar(s))); // after the apps: specs name their ports
+  await mesh.waitInSync();
+  return { mesh, sidecars };
+}
+
 export { LocalMesh };
 export type { SidecarHandle };

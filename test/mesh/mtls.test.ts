@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { App, LocalMesh, SERVICE_PORT, configDir, foreignCa, httpRequest, id, logsOf, meshSvid, metric, mtlsRequest, rawExchange, sidecarStatus, teardown, tempDir, viaSidecar, waitFor, writeConfig , workload } from './harness.js';
+import { App, LocalMesh, SERVICE_PORT, configDir, foreignCa, httpRequest, id, logsOf, meshSvid, metric, mtlsRequest, rawExchange, sidecarStatus, teardown, tempDir, viaSidecar, waitFor, writeConfig , workload , startMesh } from './harness.js';
 import type { SidecarHandle, TestSvid } from './harness.js';
 
 const dir = tempDir('mtls');
@@ -28,16 +28,12 @@ spec:
 before(async () => {
   cfg = configDir(dir);
   writeConfig(cfg, '60-staging.yaml', STAGING);
-  for (const a of Object.values(apps)) await a.start();
-  mesh = new LocalMesh(dir, [cfg]);
-  await mesh.startControl();
-  [order, payment, legacy, client] = await Promise.all([
-    mesh.startSidecar(workload('order-service', apps.order)),
-    mesh.startSidecar(workload('payment-service', apps.payment)),
-    mesh.startSidecar({ service: 'legacy', namespace: 'staging', serviceAccount: 'legacy', labels: { app: 'legacy' }, appPort: apps.legacy.port, servicePort: SERVICE_PORT }),
-    mesh.startSidecar({ service: 'client', namespace: 'staging', serviceAccount: 'client', labels: { app: 'client' }, appPort: apps.client.port, servicePort: SERVICE_PORT }),
-  ]);
-  await mesh.waitInSync();
+  ({ mesh, sidecars: [order, payment, legacy, client] } = await startMesh(dir, cfg, apps, () => [
+    workload('order-service', apps.order),
+    workload('payment-service', apps.payment),
+    workload('legacy', apps.legacy, { namespace: 'staging' }),
+    workload('client', apps.client, { namespace: 'staging' }),
+  ]));
 });
 
 after(async () => {

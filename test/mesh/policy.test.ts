@@ -19,7 +19,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { App, LocalMesh, SERVICE_PORT, configDir, foreignCa, id, logsOf, meshSvid, metric, rawExchange, removeConfig, runCliAsync, sidecarStatus, sleep, teardown, tempDir, viaSidecar, waitFor, writeConfig , workload } from './harness.js';
+import { App, LocalMesh, SERVICE_PORT, configDir, foreignCa, id, logsOf, meshSvid, metric, rawExchange, removeConfig, runCliAsync, sidecarStatus, sleep, teardown, tempDir, viaSidecar, waitFor, writeConfig , workload , startMesh } from './harness.js';
 import type { Reply, SidecarHandle, TestSvid } from './harness.js';
 import { repoRoot } from '../helpers.js';
 import { buildCsr, toPem } from '../../src/identity/index.js';
@@ -41,15 +41,7 @@ const PRODUCT = `http://product-catalog:${SERVICE_PORT}/api/v1/products/42`;
 
 before(async () => {
   cfg = configDir(dir);
-  for (const a of Object.values(apps)) await a.start();
-  mesh = new LocalMesh(dir, [cfg]);
-  await mesh.startControl();
-  [order, payment, catalog] = await Promise.all([
-    mesh.startSidecar(workload('order-service', apps.order)),
-    mesh.startSidecar(workload('payment-service', apps.payment)),
-    mesh.startSidecar(workload('product-catalog', apps.catalog)),
-  ]);
-  await mesh.waitInSync();
+  ({ mesh, sidecars: [order, payment, catalog] } = await startMesh(dir, cfg, apps, () => [workload('order-service', apps.order), workload('payment-service', apps.payment), workload('product-catalog', apps.catalog)]));
 });
 
 after(async () => {

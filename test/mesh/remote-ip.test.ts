@@ -5,7 +5,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { App, LocalMesh, SERVICE_PORT, configDir, teardown, tempDir, viaSidecar, workload, writeConfig } from './harness.js';
+import { App, LocalMesh, SERVICE_PORT, configDir, teardown, tempDir, viaSidecar, workload, writeConfig , startMesh } from './harness.js';
 import type { SidecarHandle } from './harness.js';
 
 const dir = tempDir('remote-ip');
@@ -21,11 +21,7 @@ before(async () => {
     'deny-range.yaml',
     'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: deny-range, namespace: production}\nspec:\n  selector: {matchLabels: {app: payment-service}}\n  action: DENY\n  rules:\n  - from: [{source: {remoteIpBlocks: ["198.51.100.0/24", "2001:db8::/32"]}}]\n',
   );
-  for (const a of Object.values(apps)) await a.start();
-  mesh = new LocalMesh(dir, [cfg]);
-  await mesh.startControl();
-  [order] = await Promise.all([mesh.startSidecar(workload('order-service', apps.order)), mesh.startSidecar(workload('payment-service', apps.payment))]);
-  await mesh.waitInSync();
+  ({ mesh, sidecars: [order] } = await startMesh(dir, cfg, apps, () => [workload('order-service', apps.order), workload('payment-service', apps.payment)]));
 });
 
 after(async () => {

@@ -6,7 +6,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { App, LocalMesh, SERVICE_PORT, configDir, metric, teardown, tempDir, viaSidecar , workload } from './harness.js';
+import { App, LocalMesh, SERVICE_PORT, configDir, metric, teardown, tempDir, viaSidecar , workload , startMesh } from './harness.js';
 import type { SidecarHandle } from './harness.js';
 import http from 'node:http';
 
@@ -16,15 +16,7 @@ const apps = { order: new App('order'), payment: new App('payment') };
 let order: SidecarHandle, payment: SidecarHandle;
 
 before(async () => {
-  const cfg = configDir(dir);
-  for (const a of Object.values(apps)) await a.start();
-  mesh = new LocalMesh(dir, [cfg]);
-  await mesh.startControl();
-  [order, payment] = await Promise.all([
-    mesh.startSidecar(workload('order-service', apps.order)),
-    mesh.startSidecar(workload('payment-service', apps.payment)),
-  ]);
-  await mesh.waitInSync();
+  ({ mesh, sidecars: [order, payment] } = await startMesh(dir, configDir(dir), apps, () => [workload('order-service', apps.order), workload('payment-service', apps.payment)]));
 });
 
 after(async () => {
